@@ -1,0 +1,1 @@
+"""Confinement of the untrusted workers and the framed protocol that crosses each boundary."""
