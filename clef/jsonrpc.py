@@ -1,0 +1,202 @@
+"""JSON-RPC 2.0, sans-IO: a streaming splitter for IPC/stdio, request validation, response shapes.
+
+Used by the net worker (HTTP and IPC, untrusted callers) and by keyd's stdio UI channel.
+Nothing here performs I/O, so it can be fuzzed and property-tested directly.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from clef.errors import ClefError, InvalidRequest, ParseError
+
+MAX_MESSAGE = 5 * 1024 * 1024
+MAX_DEPTH = 64
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"invalid JSON constant {name}")
+
+
+def loads(data: bytes | str) -> Any:
+    """Parse JSON strictly (no NaN/Infinity, bounded nesting) or raise ParseError."""
+    if isinstance(data, bytes):
+        try:
+            data = data.decode("utf-8")
+        except UnicodeDecodeError:
+            raise ParseError("invalid UTF-8 in request") from None
+    if _nesting_depth(data) > MAX_DEPTH:
+        raise ParseError(f"JSON nested deeper than {MAX_DEPTH} levels")
+    try:
+        return json.loads(data, parse_constant=_reject_constant)
+    except (ValueError, RecursionError) as exc:
+        raise ParseError(str(exc)) from None
+
+
+def dumps(obj: Any) -> bytes:
+    """Compact JSON, as geth writes it."""
+    return json.dumps(obj, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def _nesting_depth(text: str) -> int:
+    depth = best = 0
+    in_string = escaped = False
+    for ch in text:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif ch == "\\":
+                escaped = True
+            elif ch == '"':
+                in_string = False
+        elif ch == '"':
+            in_string = True
+        elif ch in "[{":
+            depth += 1
+            best = max(best, depth)
+        elif ch in "]}":
+            depth -= 1
+    return best
+
+
+class StreamSplitter:
+    """Splits a byte stream of concatenated JSON values (objects or arrays) into messages.
+
+    geth's IPC and stdio transports use a streaming JSON decoder, so values may be separated by
+    newlines, other whitespace or nothing. A value larger than max_message, or a stream that does
+    not start a value with '{' or '[', is an error: the connection must be closed.
+    """
+
+    def __init__(self, max_message: int = MAX_MESSAGE) -> None:
+        self._buf = bytearray()
+        self._max = max_message
+        self._scan = 0
+        self._depth = 0
+        self._in_string = False
+        self._escaped = False
+        self._started = False
+
+    def feed(self, data: bytes) -> list[bytes]:
+        """Add bytes; return every complete top-level JSON text now available."""
+        self._buf += data
+        out: list[bytes] = []
+        i = self._scan
+        buf = self._buf
+        while i < len(buf):
+            ch = buf[i]
+            if not self._started:
+                if ch in b" \t\r\n":
+                    del buf[i : i + 1]
+                    continue
+                if ch not in b"{[":
+                    raise ParseError("invalid character at start of JSON value")
+                self._started = True
+                self._depth = 0
+            if self._in_string:
+                if self._escaped:
+                    self._escaped = False
+                elif ch == 0x5C:
+                    self._escaped = True
+                elif ch == 0x22:
+                    self._in_string = False
+            elif ch == 0x22:
+                self._in_string = True
+            elif ch in b"{[":
+                self._depth += 1
+            elif ch in b"}]":
+                self._depth -= 1
+                if self._depth == 0:
+                    out.append(bytes(buf[: i + 1]))
+                    del buf[: i + 1]
+                    self._started = False
+                    i = 0
+                    continue
+            i += 1
+        self._scan = i
+        if len(buf) > self._max:
+            raise ParseError(f"message exceeds {self._max} bytes")
+        return out
+
+
+@dataclass(frozen=True)
+class Request:
+    """One validated JSON-RPC request or notification."""
+
+    method: str
+    params: list[Any]
+    id: Any = None
+    is_notification: bool = False
+    params_was_object: bool = False
+
+
+@dataclass
+class Batch:
+    """A parsed message: either a single request or a batch, plus per-item envelope errors."""
+
+    is_batch: bool
+    items: list[Request | ClefError | None] = field(default_factory=list)
+    ids: list[Any] = field(default_factory=list)
+
+
+def parse_request_object(obj: Any) -> Request:
+    """Validate one request envelope; raise InvalidRequest on a malformed one."""
+    if not isinstance(obj, dict):
+        raise InvalidRequest("invalid request")
+    if obj.get("jsonrpc") != "2.0":
+        raise InvalidRequest("invalid request")
+    method = obj.get("method")
+    if not isinstance(method, str) or not method:
+        raise InvalidRequest("invalid request")
+    has_id = "id" in obj
+    msg_id = obj.get("id")
+    if has_id and not (msg_id is None or isinstance(msg_id, (str, int, float))) or isinstance(msg_id, bool):
+        raise InvalidRequest("invalid request")
+    params = obj.get("params", [])
+    was_object = False
+    if params is None:
+        params = []
+    elif isinstance(params, dict):
+        was_object = True
+        params = []
+    elif not isinstance(params, list):
+        raise InvalidRequest("invalid request")
+    return Request(method=method, params=params, id=msg_id, is_notification=not has_id,
+                   params_was_object=was_object)
+
+
+def parse_message(raw: bytes | str, *, batch_limit: int | None) -> Batch:
+    """Parse a request body (single or batch); envelope errors are kept per item."""
+    obj = loads(raw)
+    if isinstance(obj, list):
+        if not obj:
+            raise InvalidRequest("empty batch")
+        if batch_limit is not None and len(obj) > batch_limit:
+            raise InvalidRequest("batch too large")
+        batch = Batch(is_batch=True)
+        for item in obj:
+            batch.ids.append(item.get("id") if isinstance(item, dict) else None)
+            try:
+                batch.items.append(parse_request_object(item))
+            except ClefError as exc:
+                batch.items.append(exc)
+        return batch
+    batch = Batch(is_batch=False)
+    batch.ids.append(obj.get("id") if isinstance(obj, dict) else None)
+    try:
+        batch.items.append(parse_request_object(obj))
+    except ClefError as exc:
+        batch.items.append(exc)
+    return batch
+
+
+def result_response(msg_id: Any, result: Any) -> dict[str, Any]:
+    """A success response."""
+    return {"jsonrpc": "2.0", "id": msg_id, "result": result}
+
+
+def error_response(msg_id: Any, error: ClefError | dict[str, Any]) -> dict[str, Any]:
+    """An error response from a ClefError or an already-built error object."""
+    body = error.to_jsonrpc() if isinstance(error, ClefError) else error
+    return {"jsonrpc": "2.0", "id": msg_id, "error": body}

@@ -1,0 +1,1 @@
+"""The network front: runs inside the sandboxed net worker, speaks to callers and forwards to keyd."""
