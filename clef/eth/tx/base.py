@@ -1,0 +1,324 @@
+"""What every transaction type shares: field checks, JSON object decoding, access lists, the
+unsigned/signed pair, RLP and hashing. One subclass per type lives in its own module."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import ClassVar
+
+import rlp
+
+from clef.errors import InvalidParams, SignerError
+from clef.eth.address import parse_address
+from clef.eth.hashing import keccak256
+from clef.eth.hexutil import encode_bytes, encode_quantity, parse_bytes
+from clef.eth.secp import SECP256K1_HALF_N, SECP256K1_N, recover_address
+
+# Size bounds on attacker-chosen lists and calldata (DoS). geth's transaction pool refuses
+# transactions over 128 KiB, so nothing larger could be broadcast anyway.
+MAX_DATA_BYTES = 128 * 1024
+MAX_ACCESS_LIST_TUPLES = 4096
+MAX_STORAGE_KEYS = 4096  # in total, over all tuples of one access list
+MAX_BLOB_HASHES = 64
+MAX_AUTHORIZATIONS = 1024
+
+TX_TYPE_LEGACY = 0
+TX_TYPE_ACCESS_LIST = 1
+TX_TYPE_DYNAMIC_FEE = 2
+TX_TYPE_BLOB = 3
+TX_TYPE_SET_CODE = 4
+
+
+def json_kind(value: object) -> str:
+    """The JSON name of a decoded value's type, for error messages (never echoes the value)."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "bool"
+    if isinstance(value, int | float):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, list | tuple):
+        return "array"
+    if isinstance(value, dict):
+        return "object"
+    return type(value).__name__
+
+
+def check_uint(value: object, bits: int, name: str) -> int:
+    """Return value if it is an int in [0, 2**bits), else raise InvalidParams naming the field."""
+    if type(value) is not int:
+        raise InvalidParams(f"invalid {name}: not an integer")
+    if value < 0 or value.bit_length() > bits:
+        raise InvalidParams(f"invalid {name}: out of range for uint{bits}")
+    return value
+
+
+def check_bytes(
+    value: object, name: str, length: int | None = None, max_len: int | None = None
+) -> bytes:
+    """Return value if it is bytes of the given exact or maximum length; else InvalidParams."""
+    if type(value) is not bytes:
+        raise InvalidParams(f"invalid {name}: not bytes")
+    if length is not None and len(value) != length:
+        raise InvalidParams(f"invalid {name}: want {length} bytes, have {len(value)}")
+    if max_len is not None and len(value) > max_len:
+        raise InvalidParams(f"invalid {name}: longer than {max_len} bytes")
+    return value
+
+
+def object_fields(value: object, name: str, known: Sequence[str]) -> dict[str, object]:
+    """Map the known keys of a JSON object to their values; unknown keys and nulls are dropped.
+
+    Keys match case-insensitively, as Go's decoder does. Two keys that differ only in case are
+    an error rather than "last one wins": a UI or rule that reads one of them must not see a
+    different value from the one that is signed. Non-ASCII keys that Unicode case-folding maps
+    onto a field (Go folds the Kelvin sign and long s) are refused for the same reason.
+    """
+    if not isinstance(value, dict):
+        raise InvalidParams(
+            f"invalid {name}: json: cannot unmarshal {json_kind(value)} into object"
+        )
+    by_lower = {k.lower(): k for k in known}
+    prefix = f"{name}." if name else ""
+    seen: set[str] = set()
+    out: dict[str, object] = {}
+    for key, item in value.items():
+        if not isinstance(key, str):
+            raise InvalidParams(f"invalid {name or 'object'}: object key is not a string")
+        if key.isascii():
+            canonical = by_lower.get(key.lower())
+        else:
+            folded = by_lower.get(key.casefold())
+            if folded is not None:
+                raise InvalidParams(f"invalid {prefix}{folded}: non-ASCII spelling of the key")
+            canonical = None
+        if canonical is None:
+            continue
+        if canonical in seen:
+            raise InvalidParams(
+                f"invalid {prefix}{canonical}: duplicate keys differing only in case"
+            )
+        seen.add(canonical)
+        if item is not None:
+            out[canonical] = item
+    return out
+
+
+def json_list(value: object, name: str, max_items: int) -> list[object]:
+    """Check that value is a JSON array of at most max_items elements (checked before any work)."""
+    if not isinstance(value, list):
+        raise InvalidParams(f"invalid {name}: json: cannot unmarshal {json_kind(value)} into array")
+    if len(value) > max_items:
+        raise InvalidParams(f"invalid {name}: too many items ({len(value)} > {max_items})")
+    return value
+
+
+def parse_hash(value: object, name: str) -> bytes:
+    """Parse a 0x-prefixed 32-byte hash."""
+    raw = parse_bytes(value, name)
+    if len(raw) != 32:
+        raise InvalidParams(
+            f"invalid {name}: hex string has length {2 * len(raw)}, want 64 for common.Hash"
+        )
+    return raw
+
+
+def resolve_chain_id(requested: int | None, configured: int) -> int:
+    """The chain id to sign for: the configured one; a different requested one is refused."""
+    check_uint(configured, 256, "configured chain id")
+    if requested is not None and requested != configured:
+        raise SignerError(
+            f"requested chainid {requested} does not match the configuration of the signer"
+        )
+    return configured
+
+
+def rlp_encode(item: object) -> bytes:
+    """RLP-encode nested lists of bytes and non-negative ints."""
+    return bytes(rlp.encode(item))
+
+
+@dataclass(frozen=True)
+class AccessTuple:
+    """One EIP-2930 access-list entry: an address and the storage slots it pre-warms."""
+
+    address: bytes
+    storage_keys: tuple[bytes, ...]
+
+    def __post_init__(self) -> None:
+        check_bytes(self.address, "accessList.address", length=20)
+        if not isinstance(self.storage_keys, tuple):
+            raise InvalidParams("invalid accessList.storageKeys: not a tuple")
+        for key in self.storage_keys:
+            check_bytes(key, "accessList.storageKeys", length=32)
+
+    @classmethod
+    def from_json(cls, value: object, name: str) -> AccessTuple:
+        """Parse {"address", "storageKeys"} (both required, as in geth's gencodec)."""
+        fields = object_fields(value, name, ("address", "storageKeys"))
+        for required in ("address", "storageKeys"):
+            if required not in fields:
+                raise InvalidParams(
+                    f"invalid {name}: missing required field '{required}' for AccessTuple"
+                )
+        address = parse_address(fields["address"], f"{name}.address")
+        keys = json_list(fields["storageKeys"], f"{name}.storageKeys", MAX_STORAGE_KEYS)
+        return cls(
+            address, tuple(parse_hash(k, f"{name}.storageKeys[{i}]") for i, k in enumerate(keys))
+        )
+
+    def to_json(self) -> dict[str, object]:
+        """The execution-API form: lowercase address and hashes."""
+        return {
+            "address": encode_bytes(self.address),
+            "storageKeys": [encode_bytes(k) for k in self.storage_keys],
+        }
+
+    def to_rlp(self) -> list[object]:
+        """[address, [key, ...]]."""
+        return [self.address, list(self.storage_keys)]
+
+
+def parse_access_list(value: object, name: str = "accessList") -> tuple[AccessTuple, ...]:
+    """Parse an access list, bounding the number of tuples and of storage keys overall."""
+    items = json_list(value, name, MAX_ACCESS_LIST_TUPLES)
+    total = 0
+    out: list[AccessTuple] = []
+    for i, item in enumerate(items):
+        entry = AccessTuple.from_json(item, f"{name}[{i}]")
+        total += len(entry.storage_keys)
+        if total > MAX_STORAGE_KEYS:
+            raise InvalidParams(f"invalid {name}: more than {MAX_STORAGE_KEYS} storage keys")
+        out.append(entry)
+    return tuple(out)
+
+
+def check_access_list(value: object, name: str = "accessList") -> tuple[AccessTuple, ...]:
+    """Check an already-built access list (a tuple of AccessTuple within the size bounds)."""
+    if not isinstance(value, tuple) or not all(isinstance(t, AccessTuple) for t in value):
+        raise InvalidParams(f"invalid {name}: not a tuple of AccessTuple")
+    if len(value) > MAX_ACCESS_LIST_TUPLES:
+        raise InvalidParams(f"invalid {name}: too many items")
+    if sum(len(t.storage_keys) for t in value) > MAX_STORAGE_KEYS:
+        raise InvalidParams(f"invalid {name}: more than {MAX_STORAGE_KEYS} storage keys")
+    return value
+
+
+@dataclass(frozen=True)
+class UnsignedTransaction(ABC):
+    """A transaction ready to be signed: the fields every type shares, checked on creation."""
+
+    chain_id: int
+    nonce: int
+    gas: int
+    to: bytes | None
+    value: int
+    data: bytes
+
+    tx_type: ClassVar[int]
+
+    def __post_init__(self) -> None:
+        check_uint(self.chain_id, 256, "chainId")
+        check_uint(self.nonce, 64, "nonce")
+        check_uint(self.gas, 64, "gas")
+        if self.to is not None:
+            check_bytes(self.to, "to", length=20)
+        check_uint(self.value, 256, "value")
+        check_bytes(self.data, "data", max_len=MAX_DATA_BYTES)
+
+    @abstractmethod
+    def payload(self) -> list[object]:
+        """The RLP fields that are signed, without chain-id suffix (legacy) or signature."""
+
+    @abstractmethod
+    def fee_json(self) -> dict[str, object]:
+        """The fee fields of the reference's tx JSON, in its order (absent ones as null)."""
+
+    def lists_json(self) -> dict[str, object]:
+        """The list fields of the reference's tx JSON (accessList and type-specific lists)."""
+        return {}
+
+    @property
+    def protected(self) -> bool:
+        """Whether the signature commits to the chain id (always, except legacy with id 0)."""
+        return True
+
+    def v_value(self, y_parity: int) -> int:
+        """The v that goes on the wire for a given y parity (typed: the parity itself)."""
+        return y_parity
+
+    def signing_hash(self) -> bytes:
+        """The hash the sender signs: keccak256(type ‖ rlp(payload))."""
+        return keccak256(bytes([self.tx_type]) + rlp_encode(self.payload()))
+
+    def encode(self, v: int, r: int, s: int) -> bytes:
+        """The wire encoding with the given signature values: type ‖ rlp(payload ‖ [v, r, s])."""
+        return bytes([self.tx_type]) + rlp_encode([*self.payload(), v, r, s])
+
+    def unsigned_hash(self) -> bytes:
+        """geth's tx.Hash() of this transaction before signing (v = r = s = 0)."""
+        return keccak256(self.encode(0, 0, 0))
+
+    def sign(self, y_parity: int, r: int, s: int) -> SignedTransaction:
+        """Attach a signature over signing_hash(); (y_parity, r, s) as sign_hash returns them."""
+        return SignedTransaction(self, y_parity, r, s)
+
+
+@dataclass(frozen=True)
+class SignedTransaction:
+    """An unsigned transaction plus a canonical (low-s) signature, with its wire form and hash."""
+
+    unsigned: UnsignedTransaction
+    y_parity: int
+    r: int
+    s: int
+    raw: bytes = field(init=False, repr=False)
+    hash: bytes = field(init=False)
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.unsigned, UnsignedTransaction):
+            raise TypeError("unsigned must be an UnsignedTransaction")
+        if type(self.y_parity) is not int or self.y_parity not in (0, 1):
+            raise InvalidParams("invalid signature: y parity must be 0 or 1")
+        if type(self.r) is not int or not 0 < self.r < SECP256K1_N:
+            raise InvalidParams("invalid signature: r out of range")
+        # High-s signatures are malleable and invalid on chain since Homestead.
+        if type(self.s) is not int or not 0 < self.s <= SECP256K1_HALF_N:
+            raise InvalidParams("invalid signature: s out of range")
+        raw = self.unsigned.encode(self.v, self.r, self.s)
+        object.__setattr__(self, "raw", raw)
+        object.__setattr__(self, "hash", keccak256(raw))
+
+    @property
+    def v(self) -> int:
+        """The v on the wire: EIP-155 form or 27/28 for legacy, the parity for typed txs."""
+        return self.unsigned.v_value(self.y_parity)
+
+    def sender(self) -> bytes:
+        """The 20-byte address that produced the signature."""
+        return recover_address(self.unsigned.signing_hash(), self.y_parity, self.r, self.s)
+
+    def to_json(self) -> dict[str, object]:
+        """The reference's tx JSON (types.Transaction.MarshalJSON): field set and order per type."""
+        tx = self.unsigned
+        out: dict[str, object] = {"type": encode_quantity(tx.tx_type)}
+        if tx.protected:
+            out["chainId"] = encode_quantity(tx.chain_id)
+        out["nonce"] = encode_quantity(tx.nonce)
+        out["to"] = None if tx.to is None else encode_bytes(tx.to)
+        out["gas"] = encode_quantity(tx.gas)
+        out.update(tx.fee_json())
+        out["value"] = encode_quantity(tx.value)
+        out["input"] = encode_bytes(tx.data)
+        out.update(tx.lists_json())
+        out["v"] = encode_quantity(self.v)
+        out["r"] = encode_quantity(self.r)
+        out["s"] = encode_quantity(self.s)
+        if tx.tx_type != TX_TYPE_LEGACY:
+            out["yParity"] = encode_quantity(self.y_parity)
+        out["hash"] = encode_bytes(self.hash)
+        return out
