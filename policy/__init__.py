@@ -1,0 +1,1 @@
+"""The policy worker's logic: rules engine, transaction validation, calldata and the 4byte database."""
