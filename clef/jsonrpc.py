@@ -108,6 +108,9 @@ class StreamSplitter:
             elif ch in b"}]":
                 self._depth -= 1
                 if self._depth == 0:
+                    # A value completed within one large read must obey the cap too.
+                    if i + 1 > self._max:
+                        raise ParseError(f"message exceeds {self._max} bytes")
                     out.append(bytes(buf[: i + 1]))
                     del buf[: i + 1]
                     self._started = False
@@ -151,7 +154,8 @@ def parse_request_object(obj: Any) -> Request:
         raise InvalidRequest("invalid request")
     has_id = "id" in obj
     msg_id = obj.get("id")
-    if has_id and not (msg_id is None or isinstance(msg_id, (str, int, float))) or isinstance(msg_id, bool):
+    if isinstance(msg_id, bool) or (
+            has_id and not (msg_id is None or isinstance(msg_id, (str, int, float)))):
         raise InvalidRequest("invalid request")
     params = obj.get("params", [])
     was_object = False
