@@ -75,7 +75,7 @@ def encrypt_crypto_json_scrypt(
     iv = os.urandom(16)
     dk = _scrypt(_password_bytes(password), salt, SCRYPT_DKLEN, n, SCRYPT_R, p)
     try:
-        ciphertext = _aes_ctr(dk[:16], iv, secret)
+        ciphertext = bytes(_aes_ctr(dk, iv, secret))
         mac = keccak256(bytes(dk[16:32]) + ciphertext)
     finally:
         _wipe(dk)
@@ -100,7 +100,7 @@ def decrypt_crypto_json(crypto: Mapping[str, Any], password: str) -> bytearray:
     dk = _derive_key(crypto, password)
     try:
         _verify_mac(dk, ciphertext, mac)
-        return bytearray(_aes_ctr(dk[:16], iv, ciphertext))
+        return _aes_ctr(dk, iv, ciphertext)
     finally:
         _wipe(dk)
 
@@ -117,8 +117,9 @@ def decrypt_crypto_v1(crypto: Mapping[str, Any], password: str) -> bytearray:
         aes_key = bytearray(keccak256(bytes(dk[:16]))[:16])
     finally:
         _wipe(dk)
+    padded = bytearray(len(ciphertext))
     try:
-        padded = bytearray(AES.new(bytes(aes_key), AES.MODE_CBC, iv=iv).decrypt(ciphertext))
+        AES.new(aes_key, AES.MODE_CBC, iv=iv).decrypt(ciphertext, output=padded)
     finally:
         _wipe(aes_key)
     pad = padded[-1]
@@ -185,9 +186,12 @@ def _verify_mac(dk: bytearray, ciphertext: bytes, mac: bytes) -> None:
         raise DecryptError()
 
 
-def _aes_ctr(key: bytearray, iv: bytes, data: bytes | bytearray) -> bytes:
-    cipher = AES.new(bytes(key), AES.MODE_CTR, initial_value=iv, nonce=b"")
-    return cipher.encrypt(bytes(data))
+def _aes_ctr(dk: bytearray, iv: bytes, data: bytes | bytearray) -> bytearray:
+    # Key by view and write into a bytearray: no immutable copy of the AES key or plaintext.
+    out = bytearray(len(data))
+    cipher = AES.new(memoryview(dk)[:16], AES.MODE_CTR, initial_value=iv, nonce=b"")
+    cipher.encrypt(data, output=out)
+    return out
 
 
 def _scrypt(password: bytes, salt: bytes, dklen: int, n: int, r: int, p: int) -> bytearray:

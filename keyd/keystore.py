@@ -414,7 +414,7 @@ def _read_bounded(path: Path) -> bytes:
 def _verify_key_file(raw: bytes, key: bytearray, address: bytes, password: str) -> None:
     derived, decrypted = decrypt_key_json(_parse_json(raw), password)
     try:
-        if derived != address or not hmac.compare_digest(bytes(decrypted), bytes(key)):
+        if derived != address or not hmac.compare_digest(decrypted, key):
             raise DecryptError("keystore file verification failed")
     finally:
         _wipe(decrypted)

@@ -1,4 +1,4 @@
-"""The keystore directory: eth-keyfile/eth-account oracles, rescans, atomic writes."""
+"""Keystore directory: geth fixtures, eth-keyfile/eth-account oracles, rescans, atomic writes."""
 
 from __future__ import annotations
 
