@@ -154,7 +154,7 @@ class Keystore:
                 continue
             seen[name] = (signature, self._read_account(self.directory / name))
         self._files = seen
-        self._accounts = sorted((a for _, a in seen.values() if a is not None), key=lambda a: a.url)
+        self._accounts = _sorted_accounts(seen)
 
     def _read_account(self, path: Path) -> Account | None:
         try:
@@ -176,8 +176,9 @@ class Keystore:
                 self._last_scan = None
                 return
             signature = _FileStat(st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+            # Rebuilt from _files, not appended: a concurrent scan may already have seen the file.
             self._files[account.path.name] = (signature, account)
-            self._accounts = sorted([*self._accounts, account], key=lambda a: a.url)
+            self._accounts = _sorted_accounts(self._files)
 
     # -- reading keys ----------------------------------------------------------------------
 
@@ -257,9 +258,13 @@ class Keystore:
                 raise SignerError("account already exists")
             path = self.directory / key_file_name(address, time.time_ns())
             _write_atomic(path, content, lambda raw: _verify_key_file(raw, key, address, password))
-        account = Account(address, _url(path), path)
-        self._add_to_cache(account)
+            account = Account(address, _url(path), path)
+            self._add_to_cache(account)
         return account
+
+
+def _sorted_accounts(files: dict[str, tuple[_FileStat, Account | None]]) -> list[Account]:
+    return sorted((a for _, a in files.values() if a is not None), key=lambda a: a.url)
 
 
 # -- key files (pure) ----------------------------------------------------------------------

@@ -403,6 +403,28 @@ def test_import_key_json_from_eth_keyfile(tmp_path: Path, kdf: Any, iterations: 
         ks.import_key_json(document, "wrong", "new password!")
 
 
+def test_eth_keyfile_file_in_directory(tmp_path: Path) -> None:
+    key = bytes(range(2, 34))
+    document = create_keyfile_json(key, b"oracle password", kdf="scrypt", iterations=1024)
+    (tmp_path / "from-eth-keyfile.json").write_text(json.dumps(document))
+    ks = Keystore(tmp_path, light=True)
+    assert [a.address for a in ks.accounts()] == [_oracle_address(key)]
+    assert ks.decrypt_key(_oracle_address(key), "oracle password") == key
+
+
+def test_write_racing_a_scan_lists_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    ks = Keystore(tmp_path, light=True, rescan_interval=3600)
+    real = keystore_module._fsync_directory
+
+    def scan_in_between(directory: Path) -> None:
+        real(directory)
+        ks.refresh()
+
+    monkeypatch.setattr(keystore_module, "_fsync_directory", scan_in_between)
+    account = ks.new_account("pw")
+    assert ks.accounts() == [account]
+
+
 def test_import_key_json_refuses_lying_address(tmp_path: Path) -> None:
     document = json.loads((FIXTURES / "keystore/aaa").read_text())
     document["address"] = ZZZ.hex()
