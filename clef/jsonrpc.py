@@ -27,7 +27,7 @@ def loads(data: bytes | str) -> Any:
             data = data.decode("utf-8")
         except UnicodeDecodeError:
             raise ParseError("invalid UTF-8 in request") from None
-    if _nesting_depth(data) > MAX_DEPTH:
+    if nesting_depth(data) > MAX_DEPTH:
         raise ParseError(f"JSON nested deeper than {MAX_DEPTH} levels")
     try:
         return json.loads(data, parse_constant=_reject_constant)
@@ -40,7 +40,8 @@ def dumps(obj: Any) -> bytes:
     return json.dumps(obj, separators=(",", ":"), ensure_ascii=False).encode()
 
 
-def _nesting_depth(text: str) -> int:
+def nesting_depth(text: str) -> int:
+    """Deepest [/{ nesting outside strings (checked before parsing: deep JSON can crash CPython)."""
     depth = best = 0
     in_string = escaped = False
     for ch in text:

@@ -14,6 +14,9 @@ from typing import Any
 import trio
 
 from clef.errors import ProtocolViolation
+from clef.jsonrpc import nesting_depth
+
+MAX_DEPTH = 128
 
 MAX_FRAME = 16 * 1024 * 1024
 _HEADER = struct.Struct(">I")
@@ -34,8 +37,11 @@ def _reject_constant(name: str) -> Any:
 def decode_body(body: bytes) -> dict[str, Any]:
     """Parse a frame body; anything but a JSON object is a violation."""
     try:
-        message = json.loads(body.decode("utf-8"), parse_constant=_reject_constant)
-    except (UnicodeDecodeError, ValueError) as exc:
+        text = body.decode("utf-8")
+        if nesting_depth(text) > MAX_DEPTH:
+            raise ValueError(f"nested deeper than {MAX_DEPTH}")
+        message = json.loads(text, parse_constant=_reject_constant)
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
         raise ProtocolViolation(f"malformed frame: {exc}") from None
     if not isinstance(message, dict):
         raise ProtocolViolation("frame body is not an object")
