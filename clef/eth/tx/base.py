@@ -230,6 +230,11 @@ class UnsignedTransaction(ABC):
         check_uint(self.value, 256, "value")
         check_bytes(self.data, "data", max_len=MAX_DATA_BYTES)
 
+    @property
+    def to_rlp(self) -> bytes:
+        """The recipient as RLP wants it: empty for a contract creation."""
+        return b"" if self.to is None else self.to
+
     @abstractmethod
     def payload(self) -> list[object]:
         """The RLP fields that are signed, without chain-id suffix (legacy) or signature."""

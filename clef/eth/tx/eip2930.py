@@ -40,7 +40,7 @@ class AccessListTransaction(UnsignedTransaction):
             self.nonce,
             self.gas_price,
             self.gas,
-            self.to,
+            self.to_rlp,
             self.value,
             self.data,
             [t.to_rlp() for t in self.access_list],

@@ -144,7 +144,7 @@ class SetCodeTransaction(UnsignedTransaction):
             self.max_priority_fee_per_gas,
             self.max_fee_per_gas,
             self.gas,
-            self.to,
+            self.to_rlp,
             self.value,
             self.data,
             [t.to_rlp() for t in self.access_list],

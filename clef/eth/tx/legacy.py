@@ -33,7 +33,7 @@ class LegacyTransaction(UnsignedTransaction):
 
     def payload(self) -> list[object]:
         """[nonce, gasPrice, gas, to, value, data]."""
-        return [self.nonce, self.gas_price, self.gas, self.to, self.value, self.data]
+        return [self.nonce, self.gas_price, self.gas, self.to_rlp, self.value, self.data]
 
     @property
     def protected(self) -> bool:
