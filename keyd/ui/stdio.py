@@ -119,7 +119,9 @@ class StdioUI:
             nursery.start_soon(self._serve, msg)
             return
         msg_id = msg.get("id")
-        waiter = self._pending.pop(msg_id, None) if isinstance(msg_id, int) else None
+        # bool is an int in Python and True == 1: `"id": true` must not answer call 1.
+        is_id = isinstance(msg_id, int) and not isinstance(msg_id, bool)
+        waiter = self._pending.pop(msg_id, None) if is_id else None
         if waiter is None:
             log.warning("UI answered id %r, which is not pending: ignored (a denial)", msg_id)
             return
