@@ -20,6 +20,16 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(f"invalid JSON constant {name}")
 
 
+def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    # Two values for one key would let a proxy and this signer read different requests.
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in out:
+            raise ValueError(f"duplicate key {key!r}")
+        out[key] = value
+    return out
+
+
 def loads(data: bytes | str) -> Any:
     """Parse JSON strictly (no NaN/Infinity, bounded nesting) or raise ParseError."""
     if isinstance(data, bytes):
@@ -30,7 +40,7 @@ def loads(data: bytes | str) -> Any:
     if nesting_depth(data) > MAX_DEPTH:
         raise ParseError(f"JSON nested deeper than {MAX_DEPTH} levels")
     try:
-        return json.loads(data, parse_constant=_reject_constant)
+        return json.loads(data, parse_constant=_reject_constant, object_pairs_hook=_no_duplicates)
     except (ValueError, RecursionError) as exc:
         raise ParseError(str(exc)) from None
 
