@@ -1,1 +1,1 @@
-"""The policy worker's logic: rules engine, transaction validation, calldata and the 4byte database."""
+"""The policy worker: rules engine, transaction validation, calldata decoding, 4byte database."""
