@@ -172,11 +172,14 @@ class NetSupervisor:
                     else:
                         raise ProtocolViolation("unexpected ready")
                 nursery.cancel_scope.cancel()
-        except ProtocolViolation as exc:
-            log.error("net worker %d violated the protocol (%s): killed", worker.pid, exc)
-        except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as exc:
-            log.warning("net worker %d channel failed: %s", worker.pid, exc)
-        except trio.TooSlowError:
+        # except*: trio wraps errors raised inside the nursery in an ExceptionGroup; a plain
+        # except would miss them and one malformed frame from the worker would bring keyd down.
+        except* ProtocolViolation as group:
+            log.error("net worker %d violated the protocol (%s): killed", worker.pid,
+                      _first(group))
+        except* (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as group:
+            log.warning("net worker %d channel failed: %s", worker.pid, _first(group))
+        except* trio.TooSlowError:
             log.error("net worker %d did not become ready", worker.pid)
         finally:
             # Withdraw everything the dead worker carried: approvals are cancelled, never signed.
@@ -205,6 +208,13 @@ class NetSupervisor:
                 pass
         finally:
             in_flight.pop(call.id, None)
+
+
+def _first(group: BaseExceptionGroup[Any]) -> BaseException:
+    exc: BaseException = group
+    while isinstance(exc, BaseExceptionGroup):
+        exc = exc.exceptions[0]
+    return exc
 
 
 async def _relay_log(fd: int, role: str) -> None:
