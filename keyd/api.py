@@ -12,7 +12,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from clef import EXTERNAL_API_VERSION
-from clef.errors import ClefError, MethodNotFound, RequestDenied, SignerError
+from clef.errors import ClefError, InternalError, MethodNotFound, RequestDenied, SignerError
 from clef.external_api import check_call
 from keyd.accounts import AccountManager
 from keyd.approvals import ApprovalGate
@@ -102,6 +102,11 @@ async def run_call(api: SignerAPI, method: str, params: list[Any],
         return {"result": await api.dispatch(method, params, meta)}
     except ClefError as exc:
         return {"error": exc.to_jsonrpc()}
+    except Exception:
+        # A handler bug (or e.g. an unwritable keystore) must answer this caller only: escaping,
+        # it would kill the worker and every other caller's connection with it (or keyd itself).
+        log.exception("handler for %s failed", method)
+        return {"error": InternalError("method handler crashed").to_jsonrpc()}
 
 
 __all__ = ["RequestDenied", "SignerAPI", "run_call"]
