@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import logging
 import os
 import re
 import stat
@@ -58,6 +59,8 @@ MAX_KEY_CHARS = 128
 # must not be pulled into memory.
 MAX_LINE_BYTES = 64 * 1024 * 1024
 _TAIL_CHUNK = 64 * 1024
+
+_log = logging.getLogger(__name__)
 
 _CHAIN_TAIL = re.compile(rb" seq=(0|[1-9][0-9]{0,18}) prev=([0-9a-f]{64})\n\Z")
 _SENSITIVE_EXACT = frozenset(
@@ -600,6 +603,11 @@ class AuditLog:
             # Close the torn line so the next line starts cleanly; it stays as evidence.
             lines.append(b"\n")
             self.torn_line = tail.torn
+            _log.warning(
+                "Audit log %s ended with a torn line (%d bytes, a crash mid-write); resuming",
+                self._path,
+                len(tail.torn),
+            )
         if tail.head is not None:
             self._seq, self._prev = tail.head.seq, tail.head.sha256
         if tail.torn is not None and tail.head is not None:
@@ -610,6 +618,7 @@ class AuditLog:
                 )
             )
         elif tail.reason is not None:
+            _log.warning("Audit log %s: starting a new hash chain: %s", self._path, tail.reason)
             lines.append(self._chain(CHAIN_START_MSG, (("reason", tail.reason),)))
         lines.append(self._chain(CONFIGURED_MSG, (("audit log", self._path),)))
         return lines
@@ -846,9 +855,12 @@ def verify(path: str | os.PathLike[str], anchor: Head | None = None) -> VerifyRe
     )
 
 
-def main_verify(path: str, expect: str | None = None, out: TextIO | None = None) -> int:
+def main_verify(
+    path: str | os.PathLike[str], expect: str | None = None, out: TextIO | None = None
+) -> int:
     """`clef audit verify FILE [--expect SEQ:SHA256]`: print a verdict; 0 intact, 1 not, 2 error."""
     stream = out if out is not None else sys.stdout
+    path = os.fspath(path)
     anchor: Head | None = None
     if expect is not None:
         try:

@@ -27,6 +27,7 @@ import fcntl
 import hashlib
 import hmac
 import json
+import logging
 import os
 import re
 import tempfile
@@ -58,6 +59,8 @@ MAX_VALUE_BYTES = 4 * 1024 * 1024
 MAX_STORE_BYTES = 16 * 1024 * 1024
 MAX_MANIFEST_BYTES = 64 * 1024
 MAX_COUNTER = 2**63 - 1
+
+_log = logging.getLogger(__name__)
 
 _SHA256_HEX = re.compile(r"[0-9a-f]{64}")
 _ANY_HEX64 = re.compile(r"[0-9a-fA-F]{64}")
@@ -555,6 +558,7 @@ class Vault:
                 raise _needs_migration(directory)
             manifest = Manifest(0, {name: StoreState(0, None) for name in STORES})
             self._write_manifest(manifest)
+            _log.info("Initialised an empty vault %s", directory)
         manifest = self._recover(manifest)
         if manifest.counter < min_counter:
             raise StorageTampered(
