@@ -843,3 +843,14 @@ def test_eth_account_agrees_on_the_mail_example() -> None:
     typed = TypedData.parse(MAIL)
     assert signable.header == typed.domain_separator()
     assert signable.body == typed.hash_struct()
+
+
+def test_domain_chain_id_is_exact() -> None:
+    # HexOrDecimal256 reads the JSON number exactly; message integers go through float64.
+    big = (1 << 53) + 1
+    doc = mail(domain={**MAIL["domain"], "chainId": big})
+    same = mail(domain={**MAIL["domain"], "chainId": str(big)})
+    assert TypedData.parse(doc).digest() == TypedData.parse(same).digest()
+    types = {"EIP712Domain": [{"name": "chainId", "type": "string"}], "T": MAIL["types"]["Person"]}
+    doc = {"types": types, "primaryType": "T", "domain": {"chainId": 1}, "message": {}}
+    assert error_of(doc) == "provided data '1' doesn't match type 'string'"

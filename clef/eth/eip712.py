@@ -517,6 +517,10 @@ class Schema:
         }
 
 
+class _ExactInt(int):
+    """The domain's chainId: a big integer read exactly, never through float64 (as in geth)."""
+
+
 def _int_bits(base: str) -> tuple[int, bool]:
     signed = base.startswith("int")
     size = base[3:] if signed else base[4:]
@@ -566,6 +570,8 @@ def _parse_integer(base: str, raw: object) -> int:
     elif isinstance(raw, float):
         if not math.isfinite(raw) or not raw.is_integer() or not _INT64_MIN <= raw < _INT64_LIMIT:
             raise SignerError(f"invalid float value {go_value_text(raw)} for type {base}")
+        value = int(raw)
+    elif isinstance(raw, _ExactInt):
         value = int(raw)
     else:
         # Go reads JSON numbers as float64 and would round this one: refuse rather than sign
@@ -667,7 +673,7 @@ def _domain_map(raw: object) -> dict[str, object]:
         if value is None:
             continue
         if key == "chainId":
-            out[key] = _parse_chain_id(value)
+            out[key] = _ExactInt(_parse_chain_id(value))
         elif not isinstance(value, str):
             raise InvalidParams(f"invalid typed data: domain.{key} must be a string")
         elif value:
