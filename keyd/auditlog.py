@@ -645,7 +645,12 @@ class AuditLog:
             # Fail closed: the chain state on disk is unknown, so nothing more is accepted.
             self._failure = exc
             batch.error = exc
-        batch.done.set()
+        except BaseException as exc:
+            self._failure = exc
+            batch.error = exc
+            raise
+        finally:
+            batch.done.set()
 
     def _write_and_sync(self, data: bytes) -> None:
         fd = self._fd

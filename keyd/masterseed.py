@@ -17,6 +17,7 @@ import stat
 from pathlib import Path
 from typing import Any
 
+from clef import jsonrpc
 from clef.errors import ClefError, SignerError
 from keyd.keycrypto import decrypt_crypto_json, encrypt_crypto_json
 from keyd.vault import atomic_write
@@ -119,7 +120,7 @@ def create_master_seed(path: str | os.PathLike[str], password: str, *, light: bo
 def _params(raw: bytes) -> Any:
     if len(raw) > MAX_SEED_FILE_BYTES:
         raise ValueError("seed file too large")
-    document = json.loads(raw)
+    document = jsonrpc.loads(raw)  # bounded nesting: deep JSON can crash CPython
     if not isinstance(document, dict):
         raise ValueError("masterseed.json is not a JSON object")  # noqa: TRY004
     version = document.get("version")

@@ -30,6 +30,7 @@ import json
 import logging
 import os
 import re
+import stat
 import tempfile
 import threading
 from collections.abc import Iterator, Mapping
@@ -42,6 +43,7 @@ from Cryptodome.Cipher import AES
 from clef.errors import InvalidParams, StorageTampered
 from clef.eth.address import is_hex_address, to_checksum
 from clef.eth.hashing import keccak256
+from clef.jsonrpc import nesting_depth
 
 CREDENTIALS = "credentials.json"
 JSSTORAGE = "jsstorage.json"
@@ -59,9 +61,11 @@ MAX_VALUE_BYTES = 4 * 1024 * 1024
 MAX_STORE_BYTES = 16 * 1024 * 1024
 MAX_MANIFEST_BYTES = 64 * 1024
 MAX_COUNTER = 2**63 - 1
+MAX_JSON_DEPTH = 8  # the formats nest 3 levels at most
 
 _log = logging.getLogger(__name__)
 
+_JSON_STRING = re.compile(rb'"(?:[^"\\]++|\\.)*+"', re.DOTALL)
 _SHA256_HEX = re.compile(r"[0-9a-f]{64}")
 _ANY_HEX64 = re.compile(r"[0-9a-fA-F]{64}")
 
@@ -114,7 +118,7 @@ def atomic_write(path: Path, data: bytes, mode: int = 0o600, *, overwrite: bool 
 
 
 def _read_file(path: Path, limit: int, label: str) -> bytes | None:
-    """Read a vault file without following symlinks; None if absent."""
+    """Read a vault file without following symlinks; None if absent, StorageTampered if unusable."""
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
     except FileNotFoundError:
@@ -123,20 +127,29 @@ def _read_file(path: Path, limit: int, label: str) -> bytes | None:
         if exc.errno == errno.ELOOP:
             # Threat: a symlink planted in the vault redirecting reads or the rename target.
             raise StorageTampered(f"{label} in the vault is a symbolic link") from None
-        raise
+        raise StorageTampered(f"{label} is unreadable: {exc.strerror}") from None
     try:
-        if os.fstat(fd).st_size > limit:
-            raise StorageTampered(f"{label} is larger than {limit} bytes")
-        chunks: list[bytes] = []
-        total = 0
-        while chunk := os.read(fd, 1 << 20):
-            total += len(chunk)
-            if total > limit:
-                raise StorageTampered(f"{label} is larger than {limit} bytes")
-            chunks.append(chunk)
-        return b"".join(chunks)
+        return _read_fd(fd, limit, label)
+    except OSError as exc:
+        raise StorageTampered(f"{label} is unreadable: {exc.strerror}") from None
     finally:
         os.close(fd)
+
+
+def _read_fd(fd: int, limit: int, label: str) -> bytes:
+    info = os.fstat(fd)
+    if not stat.S_ISREG(info.st_mode):
+        raise StorageTampered(f"{label} is not a regular file")
+    if info.st_size > limit:
+        raise StorageTampered(f"{label} is larger than {limit} bytes")
+    chunks: list[bytes] = []
+    total = 0
+    while chunk := os.read(fd, 1 << 20):
+        total += len(chunk)
+        if total > limit:
+            raise StorageTampered(f"{label} is larger than {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 def _digest(data: bytes | None) -> str | None:
@@ -197,6 +210,17 @@ def encode_store(entries: Mapping[str, StoredEntry]) -> bytes:
     return ("{" + ",".join(parts) + "}").encode("utf-8")
 
 
+def _bounded_json(raw: bytes) -> Any:
+    """json.loads after a nesting check: deeply nested JSON can overflow CPython's C stack."""
+    # Strings are cut out first (linearly), so the depth scan only walks the small skeleton.
+    skeleton = _JSON_STRING.sub(b'""', raw)
+    if skeleton.count(b"[") + skeleton.count(b"{") > MAX_JSON_DEPTH and (
+        nesting_depth(skeleton.decode("latin-1")) > MAX_JSON_DEPTH
+    ):
+        raise ValueError(f"nested deeper than {MAX_JSON_DEPTH} levels")
+    return json.loads(raw, object_pairs_hook=_no_duplicates)
+
+
 def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     result: dict[str, Any] = {}
     for key, value in pairs:
@@ -216,7 +240,7 @@ def _b64(value: object, field: str) -> bytes:
 
 
 def _parse_store(raw: bytes) -> dict[str, StoredEntry]:
-    parsed = json.loads(raw, object_pairs_hook=_no_duplicates)
+    parsed = _bounded_json(raw)
     if not isinstance(parsed, dict):
         raise ValueError("not a JSON object")  # noqa: TRY004 - one error type for parsing
     entries: dict[str, StoredEntry] = {}
@@ -249,7 +273,11 @@ def encrypt_entry(key: bytes, value: str, aad: str) -> StoredEntry:
 def decrypt_entry(key: bytes, entry: StoredEntry, aad: str, label: str) -> str:
     """Open one entry; a failed tag (modified value, nonce or key name) raises StorageTampered."""
     cipher = AES.new(key, AES.MODE_GCM, nonce=entry.iv, mac_len=TAG_BYTES)
-    cipher.update(aad.encode("utf-8", "surrogateescape"))
+    try:
+        # Go writes invalid UTF-8 keys as U+FFFD, so a lone surrogate can only be a forgery.
+        cipher.update(aad.encode("utf-8"))
+    except UnicodeEncodeError:
+        raise StorageTampered(f"{label}: entry key {aad!r} is not valid UTF-8") from None
     try:
         plaintext = cipher.decrypt_and_verify(entry.c[:-TAG_BYTES], entry.c[-TAG_BYTES:])
     except ValueError:
@@ -374,7 +402,7 @@ def encode_manifest(manifest: Manifest, key: bytes) -> bytes:
 
 
 def _parse_manifest(raw: bytes, key: bytes) -> Manifest:
-    outer = json.loads(raw, object_pairs_hook=_no_duplicates)
+    outer = _bounded_json(raw)
     if not isinstance(outer, dict) or set(outer) != {"mac", "manifest"}:
         raise ValueError("unexpected fields")
     mac = outer["mac"]

@@ -110,7 +110,7 @@ def test_wrong_password_and_garbage(tmp_path: Path) -> None:
     with pytest.raises(SignerError) as info:
         load_master_seed(path, "wrong password")
     assert info.value.message == DECRYPT_FAILED
-    garbage_files = (b"x", b"[]", b'{"params":{"kdf":"scrypt"}}', b'{"params":7}', b"[" * 5000)
+    garbage_files = (b"x", b"[]", b'{"params":{"kdf":"scrypt"}}', b'{"params":7}', b"[" * 60000)
     for garbage in garbage_files:
         path.chmod(0o600)
         path.write_bytes(garbage)

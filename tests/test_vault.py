@@ -9,6 +9,7 @@ import json
 import os
 import shutil
 import stat
+import sys
 import threading
 from pathlib import Path
 
@@ -318,7 +319,9 @@ def test_rollback_of_one_store(tmp_path: Path) -> None:
         Vault.open(tmp_path, SEED)
 
 
-@pytest.mark.parametrize("damage", ["truncate", "empty", "delete", "garbage", "symlink"])
+@pytest.mark.parametrize(
+    "damage", ["truncate", "empty", "delete", "garbage", "symlink", "directory"]
+)
 def test_damaged_store_file(tmp_path: Path, damage: str) -> None:
     vdir = populated(tmp_path)
     path = vdir / JSSTORAGE
@@ -331,6 +334,9 @@ def test_damaged_store_file(tmp_path: Path, damage: str) -> None:
         path.unlink()
     elif damage == "garbage":
         path.write_bytes(b"[" * 100000)
+    elif damage == "directory":
+        path.unlink()
+        path.mkdir()
     else:
         target = tmp_path / "elsewhere.json"
         target.write_bytes(data)
@@ -405,6 +411,48 @@ def test_migrate_refuses_tampered_entries(tmp_path: Path) -> None:
     with pytest.raises(StorageTampered, match="authentication"):
         migrate_vault(configdir, seed)
     assert not (vdir / MANIFEST).exists()
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        b'{"\\ud800":{"iv":"AAAAAAAAAAAAAAAA","c":"AAAAAAAAAAAAAAAAAAAAAA=="}}',
+        b'{"a":{"iv":"AAAA","c":"AAAAAAAAAAAAAAAAAAAAAA=="}}',
+        b'{"a":{"iv":"AAAAAAAAAAAAAAAA","c":"AAAA"}}',
+        b'{"a":{"iv":"AAAAAAAAAAAAAAAA","c":"not base64!"}}',
+        b'{"a":{"iv":"AAAAAAAAAAAAAAAA"}}',
+        b'{"a":1,"a":2}',
+        b"\xff\xfe",
+        b"[" * 100000,
+    ],
+)
+def test_migrate_refuses_hostile_store_files(tmp_path: Path, content: bytes) -> None:
+    vdir = ref_vault_dir(tmp_path, SEED)
+    vdir.mkdir()
+    (vdir / JSSTORAGE).write_bytes(content)
+    with pytest.raises(StorageTampered):
+        migrate_vault(tmp_path, SEED)
+    assert not (vdir / MANIFEST).exists()
+
+
+def test_deeply_nested_files_cannot_crash_the_parser(tmp_path: Path) -> None:
+    # With a high recursion limit CPython's C JSON decoder overflows the C stack (a segfault)
+    # long before RecursionError: nesting must be bounded before json.loads runs.
+    old_limit = sys.getrecursionlimit()
+    sys.setrecursionlimit(1_000_000)
+    try:
+        vdir = ref_vault_dir(tmp_path, SEED)
+        vdir.mkdir()
+        bomb = b"[" * 1_000_000
+        (vdir / JSSTORAGE).write_bytes(bomb)
+        with pytest.raises(StorageTampered, match="nested deeper"):
+            migrate_vault(tmp_path, SEED)
+        (vdir / JSSTORAGE).unlink()
+        (vdir / MANIFEST).write_bytes(b'{"mac":' + b"[" * 60_000)
+        with pytest.raises(StorageTampered, match="nested deeper"):
+            Vault.open(tmp_path, SEED)
+    finally:
+        sys.setrecursionlimit(old_limit)
 
 
 def test_migrate_readopts_files_changed_outside(tmp_path: Path) -> None:
