@@ -562,6 +562,22 @@ def test_atomic_write_leaves_old_file_on_crash(
     assert sorted(p.name for p in tmp_path.iterdir()) == ["file.json"]  # temp file cleaned up
 
 
+def test_atomic_write_crash_after_rename_leaves_new_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    target = tmp_path / "file.json"
+    target.write_bytes(b"old")
+
+    def boom(path: Path) -> None:
+        raise OSError("simulated crash")
+
+    monkeypatch.setattr(vault_mod, "fsync_dir", boom)
+    with pytest.raises(OSError, match="simulated"):
+        atomic_write(target, b"new")
+    assert target.read_bytes() == b"new"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["file.json"]
+
+
 def test_atomic_write_new_file_and_no_overwrite(tmp_path: Path) -> None:
     target = tmp_path / "seed.json"
     atomic_write(target, b"first", 0o400, overwrite=False)
