@@ -93,7 +93,8 @@ def _open_vault(
         yield vault
 
 
-def _checksummed(address: str) -> str:
+def checksummed_address(address: str) -> str:
+    """The EIP-55 form of a hex address; InvalidParams `Invalid address specified: <a>`."""
     if not isinstance(address, str) or not is_hex_address(address):
         raise InvalidParams(f"Invalid address specified: {address}")
     hex_part = address[2:] if address[:2] in ("0x", "0X") else address
@@ -122,7 +123,7 @@ def setpw(
     signersecret: str | None = None,
 ) -> AdminResult:
     """`clef setpw <address>`: store the keystore password for the account."""
-    checksummed = _checksummed(address)
+    checksummed = checksummed_address(address)
     with _open_vault(configdir, seed_password, signersecret) as vault:
         vault.set_password(checksummed, password)
     return AdminResult("Credential store updated", (("set", checksummed),))
@@ -136,7 +137,7 @@ def delpw(
     signersecret: str | None = None,
 ) -> AdminResult:
     """`clef delpw <address>`: remove the stored password for the account."""
-    checksummed = _checksummed(address)
+    checksummed = checksummed_address(address)
     with _open_vault(configdir, seed_password, signersecret) as vault:
         vault.del_password(checksummed)
     return AdminResult("Credential store updated", (("unset", checksummed),))
