@@ -305,12 +305,22 @@ class FourByteDB:
                 log.warning("cannot write the 4byte cache %s (%s); keeping it in memory",
                             cache, exc)
                 return cls(data)
-        fd = os.open(cache, os.O_RDONLY | os.O_NOFOLLOW)
         try:
-            mapping = mmap.mmap(fd, 0, access=mmap.ACCESS_READ)
-        finally:
-            os.close(fd)
-        return cls(mapping)
+            fd = os.open(cache, os.O_RDONLY | os.O_NOFOLLOW)
+            try:
+                mapping = mmap.mmap(fd, 0, access=mmap.ACCESS_READ)
+            finally:
+                os.close(fd)
+            db = cls(mapping)
+        except (OSError, ValueError, FourByteError) as exc:
+            # Replaced or removed between the check and the mapping (another process).
+            log.warning("cannot map the 4byte cache %s (%s); keeping it in memory", cache, exc)
+            return cls(build_compact(source))
+        if mapping[24:56] != digest:
+            db.close()
+            log.warning("the 4byte cache %s changed while opening; keeping it in memory", cache)
+            return cls(build_compact(source))
+        return db
 
     @classmethod
     def from_mapping(cls, entries: Mapping[str, str]) -> FourByteDB:

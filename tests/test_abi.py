@@ -295,7 +295,7 @@ def test_huge_lengths_and_offsets_fail_fast() -> None:
             started = time.perf_counter()
             with pytest.raises(AbiError):
                 decode_call(sig, sig.selector + head.to_bytes(32, "big") + tail)
-            assert time.perf_counter() - started < 0.1
+            assert time.perf_counter() - started < 1.0
 
 
 def test_huge_static_array_fails_fast() -> None:
@@ -326,7 +326,7 @@ def test_offset_reuse_bomb_is_bounded() -> None:
     started = time.perf_counter()
     with pytest.raises(AbiError, match="reused offsets"):
         decode_call(sig, data)
-    assert time.perf_counter() - started < 1.0
+    assert time.perf_counter() - started < 2.0
 
 
 def test_bytes_reuse_bomb_is_bounded() -> None:
@@ -460,7 +460,7 @@ def test_hostile_calldata_never_crashes(types: list[AbiType], blob: bytes) -> No
     started = time.perf_counter()
     with contextlib.suppress(AbiError):
         decode_call(sig, sig.selector + blob)
-    assert time.perf_counter() - started < 0.5
+    assert time.perf_counter() - started < 2.0
 
 
 @given(st.lists(_types(), min_size=1, max_size=3), st.lists(st.integers(0, 640), max_size=14))

@@ -334,3 +334,22 @@ def test_custom_serialise_round_trip(entries: dict[str, str]) -> None:
     custom = CustomDB(entries)
     again = CustomDB.load(custom.serialise())
     assert list(again.items()) == sorted(entries.items())
+
+
+def test_cache_swapped_after_the_check_is_not_trusted(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Another process replaces the cache between the digest check and the mapping.
+    import policy.fourbyte as fourbyte
+
+    old = _write_source(tmp_path, SMALL)
+    cache = tmp_path / "4byte.cache"
+    build_cache(cache, old)
+    newer = tmp_path / "newer.json"
+    newer.write_text(json.dumps({**SMALL, "deadbeef": "f()"}))
+    monkeypatch.setattr(fourbyte, "_cache_is_valid", lambda *_: True)
+    with FourByteDB.open(cache, newer) as db:
+        assert len(db) == 4
+    cache.unlink()
+    with FourByteDB.open(cache, newer) as db:  # vanished: built in memory
+        assert len(db) == 4
