@@ -188,6 +188,12 @@ class DecodedCall:
     def __post_init__(self) -> None:
         if len(self.values) != len(self.signature.inputs):
             raise ValueError("decoded call: one value per input required")
+        _ = self.encoded_arguments  # raises AbiError unless every value fits its type
+
+    @cached_property
+    def encoded_arguments(self) -> bytes:
+        """The canonical encoding of the values (without the selector)."""
+        return encode_arguments(self.signature.inputs, self.values)
 
     @property
     def selector(self) -> bytes:
@@ -669,13 +675,14 @@ def _match(signature: Signature, calldata: bytes) -> DecodedCall:
         ) from None
     # eth-abi and geth both decode without noticing extra bytes; re-encoding exposes data
     # smuggled into padding, gaps between offsets or the tail (the reference's check).
-    encoded = encode_arguments(signature.inputs, values)
+    call = DecodedCall(signature, values)
+    encoded = call.encoded_arguments
     if encoded != argdata:
         raise AbiError(
             "WARNING: Supplied data is stuffed with extra data. "
             f"\nWant {argdata.hex()}\nHave {encoded.hex()}\nfor method {signature.canonical}"
         )
-    return DecodedCall(signature, values)
+    return call
 
 
 def verify_selector(selector: str, calldata: bytes) -> DecodedCall:

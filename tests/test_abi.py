@@ -516,3 +516,13 @@ def test_mutated_calldata_decodes_identically_in_eth_abi(
     except UnicodeDecodeError:
         return  # eth-abi refuses invalid UTF-8 strings; we keep and escape them
     assert oracle == tuple(_to_eth_abi(t, v) for t, v in zip(types, call.values, strict=True))
+
+
+def test_decoded_call_validates_its_values() -> None:
+    sig = parse_signature("f(uint8,address)")
+    with pytest.raises(AbiError):
+        DecodedCall(sig, (256, b"\x00" * 20))
+    with pytest.raises(AbiError):
+        DecodedCall(sig, (1, b"\x00" * 19))
+    with pytest.raises(ValueError, match="one value per input"):
+        DecodedCall(sig, (1,))
