@@ -1,0 +1,408 @@
+"""keyd's side of the policy worker: spawn, supervise, and talk to the sandboxed rules engine.
+
+The worker is untrusted: every frame it sends is validated (sandbox.policy_protocol), a
+violation gets it killed, and a worker that dies, hangs past its deadline or misbehaves is
+replaced. No caller ever hangs on it: a rule call that cannot complete returns None, which
+sends the request to the UI (manual), as the reference does for any rule failure.
+
+Requests go to the worker one at a time (a lock), so each deadline measures the worker's own
+time and the order of rule evaluations and notifications is the order of the calls.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import logging
+import os
+from collections.abc import AsyncIterator, Callable
+from typing import Any, Final, Protocol, TypeVar
+
+import trio
+
+from clef.errors import ProtocolViolation
+from policy.rules import load_bignumber_js
+from sandbox.frames import FrameChannel
+from sandbox.policy_protocol import (
+    Init,
+    Log,
+    Notify,
+    NotifyDone,
+    Ready,
+    Rule,
+    RuleResult,
+    StorageAck,
+    StorageGet,
+    StoragePut,
+    StorageValue,
+    ValidateResult,
+    ValidateTx,
+    parse_from_worker,
+)
+from sandbox.spawn import WorkerProcess, spawn_worker
+
+log = logging.getLogger("clef.rules")
+worker_log = logging.getLogger("clef.policy.worker")
+
+DEADLINE_GRACE: Final = 2.0
+STARTUP_TIMEOUT: Final = 30.0
+RESTART_BACKOFF: Final = (0.05, 0.2, 1.0, 5.0)
+MAX_STDERR_LINE: Final = 2048
+WORKER_UNAVAILABLE: Final = "policy worker unavailable"
+
+_R = TypeVar("_R", RuleResult, NotifyDone, ValidateResult)
+
+
+class RuleStorage(Protocol):
+    """keyd's rule store (jsstorage): get raises clef.errors.StorageTampered; put "" deletes."""
+
+    def get(self, key: str) -> str:
+        """The stored value, "" when absent."""
+        ...
+
+    def put(self, key: str, value: str) -> None:
+        """Store (or with "" delete) a value."""
+        ...
+
+
+class _WorkerGone(Exception):
+    """The worker died, was killed, or missed its deadline while a call was in flight."""
+
+
+class _Generation:
+    """One worker process and the state of its conversation with keyd."""
+
+    def __init__(self, process: WorkerProcess) -> None:
+        self.process = process
+        self.channel = FrameChannel(
+            trio.SocketStream(trio.socket.from_stdlib_socket(process.sock)))
+        self.ready = trio.Event()
+        self.dead = trio.Event()
+        self.settled = trio.Event()  # ready or dead, whichever comes first
+        self.waiting: dict[int, tuple[type[Any], trio.MemorySendChannel[Any]]] = {}
+        self.in_call = False
+
+    def kill(self, reason: str) -> None:
+        if not self.dead.is_set():
+            log.warning("policy worker %d stopped: %s", self.process.pid, reason)
+        self.process.kill()
+        self.dead.set()
+        self.settled.set()
+
+
+class PolicyClient:
+    """Supervises the policy worker and offers rule(), notify() and validate_tx() to keyd."""
+
+    def __init__(
+        self,
+        *,
+        ruleset: str | None,
+        storage: RuleStorage,
+        timeout: float = 1.0,
+        bignumber_js: str | None = None,
+        spawn: Callable[[], WorkerProcess] | None = None,
+        startup_timeout: float = STARTUP_TIMEOUT,
+    ) -> None:
+        self._init = Init(ruleset=ruleset,
+                          bignumber=bignumber_js if bignumber_js is not None
+                          else load_bignumber_js(),
+                          timeout=timeout)
+        self._storage = storage
+        self._spawn = spawn or (lambda: spawn_worker("policy", "policy.worker"))
+        self._startup_timeout = startup_timeout
+        self._ids = itertools.count(1)
+        self._lock = trio.Lock()
+        self._current: _Generation | None = None
+        self._changed = trio.Event()
+        self._closed = False
+        self._failing = False
+        self.restarts = 0
+
+    @property
+    def has_rules(self) -> bool:
+        """Whether a ruleset is active (without one every rule() is None)."""
+        return self._init.ruleset is not None
+
+    @property
+    def pid(self) -> int | None:
+        """The running worker's pid (None while none is up)."""
+        current = self._current
+        if current is None or current.dead.is_set():
+            return None
+        return current.process.pid
+
+    @property
+    def deadline(self) -> float:
+        """How long keyd waits for one answer before it kills the worker."""
+        return self._init.timeout + DEADLINE_GRACE
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """Keep a worker running until cancelled.
+
+        started() is signalled once the first worker is ready, or after it failed to start (rule
+        calls then return None until a replacement is up), so keyd never blocks on a bad worker.
+        """
+        started = False
+        failures = 0
+
+        def on_ready() -> None:
+            nonlocal started
+            if not started:
+                started = True
+                task_status.started()
+
+        try:
+            while True:
+                generation = await self._run_generation(on_ready)
+                if generation is not None and generation.ready.is_set():
+                    failures = 0
+                else:
+                    # Until a replacement is ready, calls fail at once (-> manual) instead of
+                    # each waiting out a startup that keeps failing.
+                    failures += 1
+                    self._failing = True
+                    self._notify_changed()
+                    on_ready()
+                self.restarts += 1
+                await trio.sleep(RESTART_BACKOFF[min(failures, len(RESTART_BACKOFF) - 1)])
+        finally:
+            self._closed = True
+            self._notify_changed()
+
+    async def rule(self, fn: str, request: Any) -> str | None:
+        """Run an approval function: "Approve"/"Reject", or None (manual) on anything else."""
+        if not self.has_rules:
+            return None
+        try:
+            reply = await self._call(lambda i: Rule(id=i, fn=fn, request=request), RuleResult)
+        except (_WorkerGone, ProtocolViolation) as exc:
+            log.warning("Rule-based approval error, going to manual: %s", exc)
+            return None
+        if reply.error is not None:
+            log.warning("Rule-based approval error, going to manual: %s", reply.error)
+        return reply.decision
+
+    async def notify(self, fn: str, request: Any) -> bool:
+        """Deliver OnSignerStartup/OnApprovedTx; True if the rule ran to completion.
+
+        If the worker dies before answering, the notification is delivered once more to its
+        replacement, so a rate-limit rule does not silently miss a signed transaction (a
+        double record only makes such a rule stricter). False means it was not recorded.
+        """
+        if not self.has_rules:
+            return True
+        for attempt in range(2):
+            try:
+                reply = await self._call(lambda i: Notify(id=i, fn=fn, request=request),
+                                         NotifyDone)
+            except _WorkerGone as exc:
+                log.warning("%s not delivered (attempt %d): %s", fn, attempt + 1, exc)
+                continue
+            except ProtocolViolation as exc:
+                log.warning("%s not delivered: %s", fn, exc)
+                return False
+            if reply.error is not None:
+                log.warning("%s failed: %s", fn, reply.error)
+                return False
+            return True
+        return False
+
+    async def validate_tx(self, tx: dict[str, Any], selector: str | None,
+                          chain_id: int | None) -> ValidateResult:
+        """call_info messages for a transaction; error set when validation was impossible."""
+        try:
+            return await self._call(
+                lambda i: ValidateTx(id=i, tx=tx, selector=selector, chain_id=chain_id),
+                ValidateResult)
+        except (_WorkerGone, ProtocolViolation) as exc:
+            log.warning("transaction validation unavailable: %s", exc)
+            return ValidateResult(id=0, messages=(), error=WORKER_UNAVAILABLE)
+
+    # ---- internals ---------------------------------------------------------------------
+
+    async def _ready_generation(self) -> _Generation:
+        with trio.move_on_after(self._startup_timeout):
+            while True:
+                current = self._current
+                if self._closed:
+                    raise _WorkerGone("policy client is closed")
+                if current is not None and not current.dead.is_set():
+                    if current.process.proc.poll() is not None:
+                        # Died while idle and keyd has not read the EOF yet: do not hand it a
+                        # request that would be lost; wait for the replacement instead.
+                        current.kill("it exited")
+                    elif current.ready.is_set():
+                        return current
+                if self._failing:
+                    raise _WorkerGone("the policy worker is failing to start")
+                await self._changed.wait()
+        raise _WorkerGone("no policy worker became ready in time")
+
+    async def _call(self, build: Callable[[int], Any], kind: type[_R]) -> _R:
+        async with self._lock:
+            generation = await self._ready_generation()
+            message = build(next(self._ids))
+            send, receive = trio.open_memory_channel[_R](1)
+            generation.waiting[message.id] = (kind, send)
+            generation.in_call = True
+            try:
+                with trio.move_on_after(self.deadline) as scope:
+                    try:
+                        await generation.channel.send(message.to_wire())
+                    except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
+                        generation.kill("could not send to the worker")
+                        raise _WorkerGone("the policy worker is gone") from None
+                    async with trio.open_nursery() as nursery:
+                        # Stop waiting as soon as the worker dies, not at the deadline.
+                        async def watch_death() -> None:
+                            await generation.dead.wait()
+                            nursery.cancel_scope.cancel()
+
+                        nursery.start_soon(watch_death)
+                        reply: _R | None = None
+                        with contextlib.suppress(trio.EndOfChannel):
+                            reply = await receive.receive()
+                        nursery.cancel_scope.cancel()
+                if scope.cancelled_caught:
+                    # A runaway the worker's own SIGALRM did not stop: kill and replace it.
+                    generation.kill(f"no answer within {self.deadline:g}s")
+                    raise _WorkerGone("the policy worker missed its deadline")
+                if reply is None:
+                    raise _WorkerGone("the policy worker died during the call")
+                return reply
+            finally:
+                generation.waiting.pop(message.id, None)
+                generation.in_call = False
+
+    async def _run_generation(self, on_ready: Callable[[], None]) -> _Generation | None:
+        """Spawn a worker, initialise it and serve it until it dies; return it afterwards."""
+        try:
+            process = await trio.to_thread.run_sync(self._spawn)
+        except OSError:
+            log.exception("could not start the policy worker")
+            return None
+        generation = _Generation(process)
+        self._current = generation
+        self._notify_changed()
+        try:
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(self._drain_stderr, generation)
+                nursery.start_soon(self._reader, generation)
+                await generation.channel.send(self._init.to_wire())
+                with trio.move_on_after(self._startup_timeout):
+                    await generation.settled.wait()
+                if not generation.ready.is_set() or generation.dead.is_set():
+                    generation.kill("it did not become ready")
+                else:
+                    self._failing = False
+                    on_ready()
+                await generation.dead.wait()
+                nursery.cancel_scope.cancel()
+        except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as exc:
+            generation.kill(f"channel error: {exc}")
+        finally:
+            for _kind, send in generation.waiting.values():
+                send.close()
+            self._notify_changed()
+            with trio.CancelScope(shield=True):
+                await trio.to_thread.run_sync(process.close)
+            status = process.proc.returncode
+            if status not in (None, 0, -9):
+                log.warning("policy worker %d exited with status %s", process.pid, status)
+        return generation
+
+    def _notify_changed(self) -> None:
+        self._changed.set()
+        self._changed = trio.Event()
+
+    async def _reader(self, generation: _Generation) -> None:
+        try:
+            while True:
+                try:
+                    raw = await generation.channel.receive()
+                except RecursionError:
+                    raise ProtocolViolation("frame nested too deeply") from None
+                if raw is None:
+                    generation.kill("it closed the channel")
+                    return
+                await self._dispatch(generation, parse_from_worker(raw))
+        except ProtocolViolation as exc:
+            generation.kill(f"protocol violation: {exc}")
+        except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as exc:
+            generation.kill(f"channel error: {exc}")
+
+    async def _dispatch(self, generation: _Generation, message: Any) -> None:
+        if isinstance(message, Ready):
+            if generation.ready.is_set():
+                raise ProtocolViolation("ready sent twice")
+            generation.ready.set()
+            generation.settled.set()
+            self._notify_changed()
+        elif isinstance(message, Log):
+            level = {"info": logging.INFO, "warning": logging.WARNING}.get(message.level,
+                                                                          logging.ERROR)
+            log.log(level, "%s", message.msg)
+        elif isinstance(message, StorageGet | StoragePut):
+            # Storage access is legal only while one of keyd's calls is being evaluated.
+            if not generation.ready.is_set() or not generation.in_call:
+                raise ProtocolViolation("storage access outside a rule call")
+            await generation.channel.send(await self._storage_reply(message))
+        else:
+            pending = generation.waiting.get(message.id)
+            if pending is None or not isinstance(message, pending[0]):
+                raise ProtocolViolation(f"unsolicited {type(message).__name__}")
+            try:
+                pending[1].send_nowait(message)
+            except trio.WouldBlock:
+                raise ProtocolViolation("duplicate reply") from None
+
+    async def _storage_reply(self, message: StorageGet | StoragePut) -> dict[str, Any]:
+        try:
+            if isinstance(message, StorageGet):
+                value = await trio.to_thread.run_sync(self._storage.get, message.key)
+                return StorageValue(id=message.id, value=value, error=None).to_wire()
+            await trio.to_thread.run_sync(self._storage.put, message.key, message.value)
+            return StorageAck(id=message.id, ok=True, error=None).to_wire()
+        except Exception as exc:  # noqa: BLE001
+            # Any storage failure fails the rule closed. The reason is logged here; the worker
+            # only learns that storage is unusable.
+            log.error("rule storage failure (%s): %s",  # noqa: TRY400 - no traceback needed
+                      type(message).__name__, exc)
+            reason = f"rule storage unavailable: {type(exc).__name__}"
+            if isinstance(message, StorageGet):
+                return StorageValue(id=message.id, value=None, error=reason).to_wire()
+            return StorageAck(id=message.id, ok=False, error=reason).to_wire()
+
+    async def _drain_stderr(self, generation: _Generation) -> None:
+        stream = trio.lowlevel.FdStream(os.dup(generation.process.log_fd))
+        buffer = b""
+        async with stream:
+            while True:
+                try:
+                    data = await stream.receive_some(65536)
+                except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
+                    return
+                if not data:
+                    if buffer:
+                        worker_log.warning("%s", buffer[:MAX_STDERR_LINE].decode("utf-8",
+                                                                                  "replace"))
+                    return
+                buffer += data
+                *lines, buffer = buffer.split(b"\n")
+                for line in lines:
+                    worker_log.warning("%s", line[:MAX_STDERR_LINE].decode("utf-8", "replace"))
+                if len(buffer) > MAX_STDERR_LINE:
+                    worker_log.warning("%s", buffer[:MAX_STDERR_LINE].decode("utf-8", "replace"))
+                    buffer = b""
+
+
+@contextlib.asynccontextmanager
+async def open_policy_client(**kwargs: Any) -> AsyncIterator[PolicyClient]:
+    """Run a PolicyClient in a nursery for the duration of the block (kwargs as PolicyClient)."""
+    client = PolicyClient(**kwargs)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(client.run)
+        try:
+            yield client
+        finally:
+            nursery.cancel_scope.cancel()
