@@ -508,3 +508,18 @@ def test_per_call_cost_is_small() -> None:
     for _ in range(20):
         e.call("ApproveTx", request)
     assert (time.perf_counter() - started) / 20 < 0.05
+
+
+@pytest.mark.parametrize(("ruleset", "expected"), [
+    ("function T() { return typeof BigNumber + ' ' + new BigNumber('0x10').toString(); }",
+     "function 16"),
+    ("function T() { return new globalThis.BigNumber(3).plus(4).toString(); }", "7"),
+    ("var BigNumber = 5; function T() { return String(BigNumber); }", "5"),
+    ("BigNumber = 'mine'; function T() { return BigNumber; }", "mine"),
+    ("function BigNumber() { return 1; } function T() { return String(BigNumber()); }", "1"),
+    ("const B = BigNumber; function T() { return new B(2).times(3).toString(); }", "6"),
+    ("function T() { return String(Object.keys(globalThis).indexOf('BigNumber')); }", "-1"),
+])
+def test_bignumber_is_loaded_on_first_use_and_can_be_shadowed(ruleset: str,
+                                                                expected: str) -> None:
+    assert engine(ruleset).evaluate("T", None).value == expected
