@@ -61,7 +61,8 @@ DOC_ACCOUNTS = (
     ("1111111122222222222233333333334444444444", "UTC--2024-01-01T00-00-00.000000000Z--b"),
 )
 DOC_NEW_ACCOUNT = "9160dc9105f7de5dc5e7f3d97ef11da47269bda6"
-DOC_PASSWORD = "correct horse battery staple"  # noqa: S105  # nosec B105 - doc example
+# The example password shown in the documentation, not a credential.
+DOC_PASSWORD = "correct horse battery staple"  # noqa: S105  # nosec B105
 # A published example key (never holds funds): the signatures below are reproducible.
 DOC_SIGNING_KEY = keccak256(b"clef gendoc example key")
 
