@@ -24,6 +24,7 @@ import signal
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
+from importlib import metadata
 from pathlib import Path
 from types import FrameType
 from typing import Any, Final, Protocol
@@ -44,6 +45,8 @@ MAX_TIMEOUT: Final = 60.0
 _FUNCTION_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,63}")
 _TICK = 0.01  # after the deadline, SIGALRM repeats until an interrupt lands inside JavaScript
 
+PINNED_DUKPY: Final = "0.6.0"
+
 # The hardening below overrides private dukpy hooks. They are checked at import so that a dukpy
 # upgrade that renames or adds one fails loudly instead of silently re-exposing the host.
 _PINNED_DUKPY_HOOKS = (
@@ -53,6 +56,10 @@ _PINNED_DUKPY_HOOKS = (
 
 
 def _check_dukpy_internals() -> None:
+    installed = metadata.version("dukpy")
+    if installed != PINNED_DUKPY:
+        raise ImportError(f"dukpy {installed} is installed, the rules sandbox was audited against "
+                          f"{PINNED_DUKPY}: re-audit policy/rules.py before upgrading")
     missing = [n for n in ("create_context", "eval_string", "JSRuntimeError")
                if not hasattr(_dukpy, n)]
     source = dukpy.JSInterpreter.__init__.__code__.co_names

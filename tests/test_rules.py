@@ -523,3 +523,18 @@ def test_per_call_cost_is_small() -> None:
 def test_bignumber_is_loaded_on_first_use_and_can_be_shadowed(ruleset: str,
                                                                 expected: str) -> None:
     assert engine(ruleset).evaluate("T", None).value == expected
+
+
+def test_a_dukpy_upgrade_fails_loudly(monkeypatch: pytest.MonkeyPatch) -> None:
+    import dukpy
+
+    from policy import rules
+
+    rules._check_dukpy_internals()
+    monkeypatch.setattr("policy.rules.metadata.version", lambda _name: "0.7.0")
+    with pytest.raises(ImportError, match=r"re-audit policy/rules\.py"):
+        rules._check_dukpy_internals()
+    monkeypatch.undo()
+    monkeypatch.delattr(dukpy.JSInterpreter, "_init_require")
+    with pytest.raises(ImportError, match="_init_require"):
+        rules._check_dukpy_internals()
