@@ -51,8 +51,9 @@ PINNED_DUKPY: Final = "0.6.0"
 # upgrade that renames or adds one fails loudly instead of silently re-exposing the host.
 _PINNED_DUKPY_HOOKS = (
     "_init_process", "_init_console", "_init_require", "_call_python",
-    "_check_exported_function_exists", "_normalize_module", "loader", "_funcs", "_ctx",
+    "_check_exported_function_exists", "_normalize_module", "loader",
 )
+_PINNED_DUKPY_ATTRIBUTES = ("_funcs", "_ctx", "_loader")  # set by JSInterpreter.__init__
 
 
 def _check_dukpy_internals() -> None:
@@ -62,9 +63,9 @@ def _check_dukpy_internals() -> None:
                           f"{PINNED_DUKPY}: re-audit policy/rules.py before upgrading")
     missing = [n for n in ("create_context", "eval_string", "JSRuntimeError")
                if not hasattr(_dukpy, n)]
-    source = dukpy.JSInterpreter.__init__.__code__.co_names
-    missing += [n for n in _PINNED_DUKPY_HOOKS
-                if not hasattr(dukpy.JSInterpreter, n) and n not in source]
+    missing += [n for n in _PINNED_DUKPY_HOOKS if not hasattr(dukpy.JSInterpreter, n)]
+    assigned = dukpy.JSInterpreter.__init__.__code__.co_names
+    missing += [n for n in _PINNED_DUKPY_ATTRIBUTES if n not in assigned]
     if missing:
         raise ImportError(f"dukpy internals changed ({', '.join(missing)}): "
                           "re-audit the hardening in policy/rules.py before upgrading")
