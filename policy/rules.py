@@ -193,11 +193,9 @@ class _SandboxedInterpreter(dukpy.JSInterpreter):  # type: ignore[misc]
         try:
             name = func.decode("utf-8")
             args = json.loads(json_args.decode("utf-8"))
-            if not isinstance(args, list):
-                args = []
-        except ValueError:
-            return b'{"abort":true}'
-        result = self._host(name, args)
+        except (ValueError, MemoryError, RecursionError):
+            name, args = "clef.undecodable", []
+        result = self._host(name, args if isinstance(args, list) else [])
         return json.dumps(result, ensure_ascii=True).encode("ascii")
 
     def run(self, code: str, jsvars: bytes = b"{}") -> Any:

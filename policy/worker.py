@@ -187,8 +187,9 @@ class PolicyWorker:
             return RuleResult(id=message.id, decision="Approve", error=None)
         if decision == "Reject":
             return RuleResult(id=message.id, decision="Reject", error=None)
+        shown = evaluation.value[:200]  # the rule chose this string; it may be huge
         return RuleResult(id=message.id, decision=None,
-                          error=_clean(f"rule returned {evaluation.value!r}", MAX_ERROR_CHARS))
+                          error=_clean(f"rule returned {shown!r}", MAX_ERROR_CHARS))
 
     def _notify(self, message: Notify) -> NotifyDone:
         if self.engine is None:

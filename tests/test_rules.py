@@ -538,3 +538,11 @@ def test_a_dukpy_upgrade_fails_loudly(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delattr(dukpy.JSInterpreter, "_init_require")
     with pytest.raises(ImportError, match="_init_require"):
         rules._check_dukpy_internals()
+
+
+def test_huge_console_output_and_results_are_bounded() -> None:
+    logs: list[str] = []
+    ruleset = "function T() { var s = 'x'.repeat(8 << 20); console.log(s); return s; }"
+    value = engine(ruleset, logs=logs).evaluate("T", None).value
+    assert len(value) == 8 << 20
+    assert len(logs) == 1 and len(logs[0]) == len("JS:> ") + 4096 + 1
