@@ -16,12 +16,12 @@ import itertools
 import logging
 import os
 from collections.abc import AsyncIterator, Callable
-from typing import Any, Final, Protocol, TypeVar
+from typing import Any, Final, TypeVar
 
 import trio
 
 from clef.errors import ProtocolViolation
-from policy.rules import load_bignumber_js
+from policy.rules import RuleStorageLike, load_bignumber_js
 from sandbox.frames import FrameChannel
 from sandbox.policy_protocol import (
     Init,
@@ -53,18 +53,6 @@ WORKER_UNAVAILABLE: Final = "policy worker unavailable"
 _R = TypeVar("_R", RuleResult, NotifyDone, ValidateResult)
 
 
-class RuleStorage(Protocol):
-    """keyd's rule store (jsstorage): get raises clef.errors.StorageTampered; put "" deletes."""
-
-    def get(self, key: str) -> str:
-        """The stored value, "" when absent."""
-        ...
-
-    def put(self, key: str, value: str) -> None:
-        """Store (or with "" delete) a value."""
-        ...
-
-
 class _WorkerGone(Exception):
     """The worker died, was killed, or missed its deadline while a call was in flight."""
 
@@ -91,13 +79,18 @@ class _Generation:
 
 
 class PolicyClient:
-    """Supervises the policy worker and offers rule(), notify() and validate_tx() to keyd."""
+    """Supervises the policy worker and offers rule(), notify() and validate_tx() to keyd.
+
+    storage (keyd.vault.RuleStorage in production) answers the worker's storage requests; its
+    methods run in a trio worker thread, one call at a time, so they may block on disk I/O but
+    must be safe to call from a thread other than keyd's event loop.
+    """
 
     def __init__(
         self,
         *,
         ruleset: str | None,
-        storage: RuleStorage,
+        storage: RuleStorageLike,
         timeout: float = 1.0,
         bignumber_js: str | None = None,
         spawn: Callable[[], WorkerProcess] | None = None,

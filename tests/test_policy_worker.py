@@ -510,3 +510,40 @@ def test_request_frames_are_json() -> None:
     # keyd's frames carry the request exactly as the UI would see it.
     body = encode_frame({"t": "rule", "id": 1, "fn": "ApproveTx", "request": tx()})
     assert json.loads(body[4:])["request"] == tx()
+
+
+# ---- with keyd's encrypted vault as the rule store ---------------------------------------------
+
+
+async def test_rate_limit_window_on_the_vault_fails_closed_on_rollback_and_truncation(
+        tmp_path: Path) -> None:
+    from keyd.vault import JSSTORAGE, Vault
+
+    seed = bytes((i * 11 + 5) % 256 for i in range(256))
+    text = next((SHARED / "spec").glob("001_*.txt")).read_text()
+    ruleset = text.split("Example 3: a rate-limited window\n", 1)[1].split("A note about", 1)[0]
+    point4 = hex(4 * 10**17)
+    signed = {"raw": "0x", "tx": {"value": point4}}
+    with Vault.open(tmp_path, seed) as vault:
+        store_file = vault.path / JSSTORAGE
+        async with open_policy_client(ruleset=ruleset, storage=vault.rule_storage()) as client:
+            assert await client.rule("ApproveTx", tx(point4)) == "Approve"
+            assert await client.notify("OnApprovedTx", signed)
+            older = store_file.read_bytes()
+            assert await client.rule("ApproveTx", tx(point4)) == "Approve"
+            assert await client.notify("OnApprovedTx", signed)
+            assert await client.rule("ApproveTx", tx(point4)) is None  # 1.2 ether: manual
+            newer = store_file.read_bytes()
+            # Rolling the rule store back one transaction would re-open the window: refused.
+            store_file.write_bytes(older)
+            assert await client.rule("ApproveTx", tx(point4)) is None
+            assert await client.rule("ApproveTx", tx(hex(1))) is None
+            store_file.write_bytes(newer[: len(newer) // 2])  # truncated
+            assert await client.rule("ApproveTx", tx(hex(1))) is None
+            store_file.write_bytes(newer)
+            assert await client.rule("ApproveTx", tx(hex(1))) == "Approve"
+    # keyd restarts: the window persisted in the vault.
+    with Vault.open(tmp_path, seed) as vault:
+        async with open_policy_client(ruleset=ruleset, storage=vault.rule_storage()) as client:
+            assert await client.rule("ApproveTx", tx(point4)) is None
+            assert await client.rule("ApproveTx", tx(hex(10**17))) == "Approve"
