@@ -89,7 +89,7 @@ class StreamSplitter:
         self._escaped = False
         self._started = False
 
-    def feed(self, data: bytes) -> list[bytes]:
+    def feed(self, data: bytes | bytearray) -> list[bytes]:
         """Add bytes; return every complete top-level JSON text now available."""
         self._buf += data
         out: list[bytes] = []

@@ -11,12 +11,15 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import trio
+
 from clef import EXTERNAL_API_VERSION
 from clef.errors import ClefError, InternalError, MethodNotFound, RequestDenied, SignerError
 from clef.external_api import check_call
 from keyd.accounts import AccountManager
 from keyd.approvals import ApprovalGate
 from keyd.config import Config
+from keyd.keystore import Account
 from keyd.passwords import validate_password_format
 
 log = logging.getLogger("keyd.api")
@@ -34,16 +37,25 @@ class SignerAPI:
         self._handlers: dict[str, Handler] = {
             "account_version": self.version,
             "rpc_modules": self.rpc_modules,
-            "account_list": self.list,
+            "account_list": self.list_accounts,
             "account_new": self.new,
         }
+
+        self._chain: Callable[[str, list[Any], dict[str, str]], Awaitable[Any]] = self._dispatch
+
+    def add_middleware(self, wrap: Callable[..., Any]) -> None:
+        """Wrap dispatch (e.g. with audit logging); the last added runs first."""
+        self._chain = wrap(self._chain)
 
     def register(self, method: str, handler: Handler) -> None:
         """Add a handler for a method of the external API table."""
         self._handlers[method] = handler
 
     async def dispatch(self, method: str, params: list[Any], meta: dict[str, str]) -> Any:
-        """Run one call; unknown methods (incl. ui_*/clef_*) are -32601."""
+        """Run one call through the middleware; unknown methods (incl. ui_*/clef_*) are -32601."""
+        return await self._chain(method, params, meta)
+
+    async def _dispatch(self, method: str, params: list[Any], meta: dict[str, str]) -> Any:
         handler = self._handlers.get(method)
         if handler is None:
             raise MethodNotFound(f"the method {method} does not exist/is not available")
@@ -58,7 +70,7 @@ class SignerAPI:
         """rpc_modules."""
         return {"account": "1.0", "rpc": "1.0"}
 
-    async def list(self, params: list[Any], meta: dict[str, str]) -> list[str]:
+    async def list_accounts(self, params: list[Any], meta: dict[str, str]) -> list[str]:
         """account_list: the UI chooses which accounts the caller may see."""
         async with self.gate.session("listing"):
             offered = await self.accounts.wire_accounts()
@@ -77,21 +89,20 @@ class SignerAPI:
         for attempt in range(3):
             password = await self.gate.ask_password(
                 "New account password",
-                f"Please enter a password for the new account to be created (attempt {attempt} of 3)",
+                "Please enter a password for the new account to be created "
+                f"(attempt {attempt} of 3)",
             )
             try:
                 validate_password_format(password)
             except ValueError as exc:
-                await self.gate.ui.show_error(
-                    f"Account creation attempt #{attempt + 1} failed due to password requirements: {exc}")
+                await self.gate.ui.show_error(f"Account creation attempt #{attempt + 1} failed "
+                                              f"due to password requirements: {exc}")
                 continue
             return password
         raise SignerError("account creation failed")
 
-    async def create_account(self, password: str) -> Any:
+    async def create_account(self, password: str) -> Account:
         """Create a keystore account (KDF in a thread)."""
-        import trio
-
         return await trio.to_thread.run_sync(self.accounts.keystore.new_account, password)
 
 

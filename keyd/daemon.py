@@ -17,6 +17,7 @@ from keyd.config import Config
 from keyd.internal_api import InternalAPI
 from keyd.keystore import Keystore
 from keyd.netsup import NetSupervisor
+from keyd.signing import register_signing
 from keyd.ui.base import UI
 from keyd.ui.stdio import StdioUI
 
@@ -54,19 +55,11 @@ async def run_daemon(config: Config, ui: UI | None = None) -> int:
     accounts = AccountManager(keystore, unlock_ttl=config.unlock_ttl)
     gate = ApprovalGate(ui, timeout=config.approval_timeout, max_pending=config.max_pending)
     api = SignerAPI(config, accounts, gate)
-    from keyd.signing import register_signing
-
-    extras = await register_signing(api, config)
     sup = NetSupervisor(config, api)
-    log.info("Starting signer chainid=%d keystore=%s light-kdf=%s advanced=%s",
-             config.chain_id, config.keystore, config.light_kdf, config.advanced)
-    sup.open_sockets()
     try:
         async with trio.open_nursery() as nursery:
             nursery.start_soon(_watch_signals, nursery.cancel_scope)
             nursery.start_soon(accounts.run_expiry)
-            for task in extras:
-                nursery.start_soon(task)
             if stdio is not None:
                 internal = InternalAPI(config, accounts, api)
                 stdio.serve_internal_api(internal.dispatch)
@@ -79,12 +72,21 @@ async def run_daemon(config: Config, ui: UI | None = None) -> int:
                     nursery.cancel_scope.cancel()
 
                 nursery.start_soon(stop_when_ui_closes)
+            signer = await register_signing(api, config, nursery)
+            log.info("Starting signer chainid=%d keystore=%s light-kdf=%s advanced=%s",
+                     config.chain_id, config.keystore, config.light_kdf, config.advanced)
+            if config.advanced:
+                log.info("Clef is in advanced mode: will warn instead of reject")
+            sup.open_sockets()
             await nursery.start(sup.run)
             if sup.http_url:
                 log.info("HTTP endpoint opened url=%s", sup.http_url)
             if sup.ipc_path:
                 log.info("IPC endpoint opened url=%s", sup.ipc_path)
-            await ui.on_signer_startup(startup_info(config, sup))
+            info = startup_info(config, sup)
+            await ui.on_signer_startup(info)
+            if signer.rules is not None:
+                await signer.rules.notify("OnSignerStartup", info)
     finally:
         sup.close_sockets()
         accounts.close()

@@ -22,7 +22,15 @@ from keyd.api import SignerAPI, run_call
 from keyd.config import Config
 from sandbox.confine import sandbox_status
 from sandbox.frames import FrameChannel
-from sandbox.net_protocol import Call, Cancel, Ready, init_message, parse_worker_message, reply_error, reply_result
+from sandbox.net_protocol import (
+    Call,
+    Cancel,
+    Ready,
+    init_message,
+    parse_worker_message,
+    reply_error,
+    reply_result,
+)
 from sandbox.spawn import WorkerProcess, spawn_worker
 
 log = logging.getLogger("keyd.net")
@@ -166,9 +174,9 @@ class NetSupervisor:
                         in_flight[msg.id] = scope
                         nursery.start_soon(self._serve_call, channel, msg, scope, in_flight)
                     elif isinstance(msg, Cancel):
-                        scope = in_flight.get(msg.id)
-                        if scope is not None:
-                            scope.cancel()
+                        pending = in_flight.get(msg.id)
+                        if pending is not None:
+                            pending.cancel()
                     else:
                         raise ProtocolViolation("unexpected ready")
                 nursery.cancel_scope.cancel()

@@ -21,10 +21,13 @@ import socket
 import time
 from collections import deque
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, Final, TypeVar
 
 from clef.errors import ProtocolViolation, StorageTampered
+from policy.fourbyte import CustomDB, FourByteDB, read_custom_db
 from policy.rules import MemoryStorage, RuleError, RuleFunctionMissing, RulesEngine
+from policy.txcheck import make_validator
 from sandbox.confine import enter_sandbox
 from sandbox.frames import FrameDecoder, encode_frame
 from sandbox.policy_protocol import (
@@ -246,7 +249,7 @@ def _fatal(text: str, code: int) -> int:
     return code
 
 
-def run(fd: int) -> int:
+def run(fd: int, fourbyte: str | None = None, custom: str | None = None) -> int:
     """Initialise from keyd's first frame, confine, and serve; return the exit status."""
     sock = socket.socket(fileno=fd)
     sock.setblocking(True)
@@ -269,7 +272,13 @@ def run(fd: int) -> int:
                              first.timeout)
         engine.self_test()
     _warm_up(first.bignumber, first.timeout)
-    worker = PolicyWorker(link, engine)
+    validate: Validator = validation_unavailable
+    if fourbyte is not None:
+        # Mapped read-only now; after confinement lookups only touch the mapping.
+        db = FourByteDB.open(Path(fourbyte))
+        custom_db = read_custom_db(Path(custom)) if custom else CustomDB()
+        validate = make_validator(db, custom_db)
+    worker = PolicyWorker(link, engine, validate)
 
     def on_xcpu(signum: int, frame: Any) -> None:
         worker.recycle = True
@@ -287,9 +296,11 @@ def main(argv: list[str] | None = None) -> None:
     """Parse `--fd N` and run the worker."""
     parser = argparse.ArgumentParser(prog="clef-policy-worker")
     parser.add_argument("--fd", type=int, required=True)
+    parser.add_argument("--fourbyte", help="the compact 4byte database (built by keyd)")
+    parser.add_argument("--custom", help="the --4bytedb-custom file, read before confinement")
     args = parser.parse_args(argv)
     try:
-        code = run(args.fd)
+        code = run(args.fd, args.fourbyte, args.custom)
     except Exception as exc:  # noqa: BLE001 - report without a traceback (see _fatal), exit non-zero
         code = _fatal(f"{type(exc).__name__}: {exc}", 1)
     # os._exit: interpreter teardown is not needed and must not trip the seccomp filter.

@@ -55,7 +55,7 @@ class FrameDecoder:
         self._buffer = bytearray()
         self._max = max_frame
 
-    def feed(self, data: bytes) -> list[dict[str, Any]]:
+    def feed(self, data: bytes | bytearray) -> list[dict[str, Any]]:
         """Add received bytes and return every message completed by them."""
         self._buffer += data
         out: list[dict[str, Any]] = []

@@ -102,7 +102,8 @@ def parse_worker_message(msg: dict[str, Any]) -> WorkerMessage:
     kind = msg.get("t")
     if not isinstance(kind, str) or kind not in _FROM_WORKER:
         raise ProtocolViolation(f"unknown message kind {kind!r}")
-    return _FROM_WORKER[kind](msg)
+    parsed: WorkerMessage = _FROM_WORKER[kind](msg)  # type: ignore[operator]
+    return parsed
 
 
 def reply_result(call_id: int, result: Any) -> dict[str, Any]:

@@ -121,7 +121,7 @@ class StdioUI:
         msg_id = msg.get("id")
         # bool is an int in Python and True == 1: `"id": true` must not answer call 1.
         is_id = isinstance(msg_id, int) and not isinstance(msg_id, bool)
-        waiter = self._pending.pop(msg_id, None) if is_id else None
+        waiter = self._pending.pop(msg_id, None) if is_id and isinstance(msg_id, int) else None
         if waiter is None:
             log.warning("UI answered id %r, which is not pending: ignored (a denial)", msg_id)
             return
@@ -138,9 +138,7 @@ class StdioUI:
             await self._write(jsonrpc.error_response(msg.get("id"), exc))
             return
         try:
-            if self._internal is None or not request.method.startswith("clef_"):
-                raise MethodNotFound(f"the method {request.method} does not exist/is not available")
-            result = await self._internal(request.method, request.params)
+            result = await self._serve_internal(request.method, request.params)
             response = jsonrpc.result_response(request.id, result)
         except ClefError as exc:
             response = jsonrpc.error_response(request.id, exc)
@@ -149,6 +147,11 @@ class StdioUI:
             response = jsonrpc.error_response(request.id, InternalError("method handler crashed"))
         if not request.is_notification:
             await self._write(response)
+
+    async def _serve_internal(self, method: str, params: list[Any]) -> Any:
+        if self._internal is None or not method.startswith("clef_"):
+            raise MethodNotFound(f"the method {method} does not exist/is not available")
+        return await self._internal(method, params)
 
     # --- the UI protocol (keyd/ui/base.py) ---
 
