@@ -18,6 +18,7 @@ recorded in `notifications` and can be awaited with wait_for().
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
 import subprocess  # nosec B404 - starts the clef binary given by the caller, without a shell
@@ -62,7 +63,7 @@ class UIClient:
 
     def start(self) -> None:
         """Start clef and the reader thread."""
-        self.proc = subprocess.Popen(  # nosec B603 - argv chosen by the program using this client
+        self.proc = subprocess.Popen(  # noqa: S603  # nosec B603 - argv chosen by the program using this client
             self.argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.stderr,
             env=self.env, cwd=self.cwd)
         self._reader = threading.Thread(target=self._read_loop, daemon=True)
@@ -118,10 +119,8 @@ class UIClient:
             if result is _NO_ANSWER:
                 return
             reply = {"jsonrpc": "2.0", "id": msg["id"], "result": result}
-        try:
+        with contextlib.suppress(BrokenPipeError, ValueError):
             self._send(reply)
-        except (BrokenPipeError, ValueError):
-            pass
 
     def call(self, method: str, *params: Any, timeout: float = 30.0) -> Any:
         """Call a clef_* method on the internal API; raise UIError on an error reply."""

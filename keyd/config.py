@@ -56,10 +56,10 @@ class Config:
             return None
         if not self.ipc_path:
             return self.configdir / "clef.ipc"
-        given = Path(os.path.expanduser(self.ipc_path))
+        given = Path(self.ipc_path).expanduser()
         if given.is_dir():
             return given / "clef.ipc"
-        if given.parent == Path("."):
+        if given.parent == Path():
             return self.configdir / given
         return given.absolute()
 

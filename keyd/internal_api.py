@@ -97,7 +97,7 @@ class InternalAPI:
             elif isinstance(value, str):
                 new = int(value, 16) if value.lower().startswith("0x") else int(value, 10)
             else:
-                raise ValueError
+                raise ValueError  # noqa: TRY004 - one error path for every bad input
         except ValueError:
             raise InvalidParams("invalid chain id") from None
         if not 0 <= new < 2**64:

@@ -8,6 +8,7 @@ worker is started within a second. Keys and state live in keyd and survive.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import socket
@@ -64,7 +65,7 @@ def open_ipc_socket(path: Path) -> socket.socket:
         sock.bind(str(path))
     finally:
         os.umask(old)
-    os.chmod(path, 0o600)
+    path.chmod(0o600)
     sock.listen(128)
     return sock
 
@@ -210,10 +211,8 @@ class NetSupervisor:
                 return
             frame = (reply_error(call.id, reply["error"]) if "error" in reply
                      else reply_result(call.id, reply["result"]))
-            try:
+            with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
                 await channel.send(frame)
-            except (trio.BrokenResourceError, trio.ClosedResourceError):
-                pass
         finally:
             in_flight.pop(call.id, None)
 

@@ -8,6 +8,7 @@ sockets, a read-only data file), /dev/null on stdin/stdout and a log pipe on std
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import subprocess  # nosec B404 - workers are started from a fixed argv, never a shell
@@ -44,15 +45,11 @@ class WorkerProcess:
     def close(self) -> None:
         """Kill, reap and release the fds."""
         self.kill()
-        try:
+        with contextlib.suppress(subprocess.TimeoutExpired):
             self.proc.wait(5)
-        except subprocess.TimeoutExpired:
-            pass
         self.sock.close()
-        try:
+        with contextlib.suppress(OSError):
             os.close(self.log_fd)
-        except OSError:
-            pass
 
 
 def spawn_worker(
@@ -67,7 +64,7 @@ def spawn_worker(
     log_r, log_w = os.pipe()
     try:
         argv = [sys.executable, "-I", "-m", module, "--fd", str(child.fileno()), *extra_args]
-        proc = subprocess.Popen(  # nosec B603 - fixed argv of our own interpreter, no shell
+        proc = subprocess.Popen(  # noqa: S603  # nosec B603 - fixed argv of our own interpreter, no shell
             argv,
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,

@@ -28,7 +28,8 @@ def is_hex_address(text: str) -> bool:
 def parse_address(value: object, field: str) -> bytes:
     """Parse an address given as 0x + 40 hex digits (any case) into 20 bytes."""
     if not isinstance(value, str) or not re.fullmatch(r"0x[0-9a-fA-F]{40}", value):
-        raise InvalidParams(f"invalid {field}: hex string has length {_hexlen(value)}, want 40 for common.Address")
+        raise InvalidParams(
+            f"invalid {field}: hex string has length {_hexlen(value)}, want 40 for common.Address")
     return bytes.fromhex(value[2:])
 
 

@@ -13,10 +13,10 @@ import socket
 import sys
 from functools import partial
 
-import hypercorn.logging  # noqa: F401  - pre-import: nothing may be imported once confined
-import hypercorn.protocol  # noqa: F401
+import hypercorn.logging
+import hypercorn.protocol
+import hypercorn.protocol.h2
 import hypercorn.protocol.h11  # noqa: F401
-import hypercorn.protocol.h2  # noqa: F401
 import trio
 from hypercorn.config import Config, Sockets
 from hypercorn.trio.run import worker_serve

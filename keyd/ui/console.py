@@ -264,27 +264,30 @@ class ConsoleUI:
         finally:
             termios.tcsetattr(fd, termios.TCSANOW, old)
 
-    async def _read_answer(self) -> str | None:
-        """Prompt `> ` until a non-blank line; returns it stripped, or None at end of input."""
+    async def _read_answer(self, shown: str) -> str | None:
+        """Show `shown` and `> `, read until a non-blank line; stripped, or None at end of input.
+
+        Type-ahead is discarded before anything is shown, never after: a line typed once the
+        prompt is visible always counts.
+        """
         self._reader.discard_typeahead()
+        await self._write(shown + INPUT_PROMPT)
         while True:
-            await self._write(INPUT_PROMPT)
             line = await self._reader.readline()
             if line is None:
                 await self._write("\n")
                 return None
             if line == _OVERLONG:
                 await self._write(f"(input longer than {MAX_LINE} characters ignored)\n")
-                continue
-            text = line.strip()
-            if text:
-                return text
+            elif line.strip():
+                return line.strip()
+            await self._write(INPUT_PROMPT)
 
-    async def _read_secret(self) -> str | None:
-        """Read one line without echo; only the line ending is removed."""
+    async def _read_secret(self, shown: str) -> str | None:
+        """Show `shown` and `> `, read one line without echo; only the line ending is removed."""
         with self._echo_off():
             self._reader.discard_typeahead()
-            await self._write(INPUT_PROMPT)
+            await self._write(shown + INPUT_PROMPT)
             line = await self._reader.readline()
         await self._write("\n" if self._reader.tty else "")
         if line is None or line == _OVERLONG:
@@ -308,8 +311,8 @@ class ConsoleUI:
                 await self._write_quietly("\n".join(render_notice("Error", notice, style)) + "\n")
                 return False
             try:
-                await self._write("\n".join(lines) + "\n" + style.paint(APPROVE_PROMPT, "1") + "\n")
-                answer = await self._read_answer()
+                shown = "\n".join(lines) + "\n" + style.paint(APPROVE_PROMPT, "1") + "\n"
+                answer = await self._read_answer(shown)
             except (OSError, ValueError):
                 log.warning("console unusable: request denied")
                 return False
@@ -323,8 +326,8 @@ class ConsoleUI:
     async def boot_warning(self) -> bool:
         """Show the boot warning; True only if the user types `ok` (else: `aborted by user`)."""
         async with self._session():
-            await self._write(render_boot_warning())
             self._reader.discard_typeahead()
+            await self._write(render_boot_warning())
             line = await self._reader.readline()
         return line is not None and line != _OVERLONG and line.strip() == "ok"
 
@@ -353,9 +356,9 @@ class ConsoleUI:
         """ui_onInputRequired: returns {"text"}; passwords are read without echo."""
         style = self.style()
         lines, is_password = render_input_request(request, style)
+        shown = "\n".join(lines) + "\n"
         async with self._session():
-            await self._write("\n".join(lines) + "\n")
-            text = await (self._read_secret() if is_password else self._read_answer())
+            text = await (self._read_secret(shown) if is_password else self._read_answer(shown))
             await self._write_quietly(SHORT_RULE + "\n")
         if text is None:
             raise SignerError("no input: standard input is closed")

@@ -194,22 +194,41 @@ def display_width(text: str) -> int:
     return sum(char_width(c) for c in text)
 
 
-def _pack(label: str, pieces: Sequence[str], width: int) -> list[str]:
-    """Lay out `label + value` within `width - 1` columns; continuation lines start with `| `."""
-    usable = width - 1
-    indent = max(min(display_width(label), usable // 2), 4)
+def _pack(label: str, pieces: Sequence[str], width: int, tail: str = "") -> list[str]:
+    """Lay out `label + value (+ tail)` in `width` columns; continuations start with `| `.
+
+    Breaks after a space when one is near the end of the line, otherwise anywhere; the
+    terminal itself never has to wrap (a VT100 defers the wrap after the last column).
+    """
+    indent = max(min(display_width(label), width // 2), 4)
     continuation = " " * (indent - 2) + "| "
     lines: list[str] = []
-    current, used, room = label, 0, max(usable - display_width(label), 8)
+    head, row, used, room = label, [], 0, max(width - display_width(label), 8)
     for piece in pieces:
         w = display_width(piece)
-        if used + w > room and used > 0:
-            lines.append(current)
-            current, used, room = continuation, 0, usable - indent
-        current += piece
+        if used + w > room and row:
+            cut = _break_point(row)
+            lines.append(head + "".join(row[:cut]))
+            row = row[cut:]
+            head, room = continuation, width - indent
+            used = sum(display_width(p) for p in row)
+        row.append(piece)
         used += w
-    lines.append(current)
+    if tail:
+        if used + display_width(tail) > room and row:
+            lines.append(head + "".join(row))
+            head, row, tail = continuation, [], tail.lstrip(" ")
+        row.append(tail)
+    lines.append(head + "".join(row))
     return lines
+
+
+def _break_point(row: Sequence[str]) -> int:
+    """Where to end a full line: after the last space in its second half, else at its end."""
+    for index in range(len(row) - 1, len(row) // 2, -1):
+        if row[index] == " ":
+            return index + 1
+    return len(row)
 
 
 def field(label: str, value: object, style: Style, *, limit: int = DEFAULT_LIMIT,
@@ -219,9 +238,7 @@ def field(label: str, value: object, style: Style, *, limit: int = DEFAULT_LIMIT
     pieces, remaining = _escape_pieces(text, limit, quoted, style.ascii_only)
     if quoted:
         pieces = ['"', *pieces, '"']
-    if remaining:
-        pieces.append(truncation_marker(remaining))
-    return _pack(label, pieces, style.width)
+    return _pack(label, pieces, style.width, truncation_marker(remaining) if remaining else "")
 
 
 def text_block(text: object, style: Style, *, indent: str = "  ",
