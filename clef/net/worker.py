@@ -12,6 +12,7 @@ import logging
 import socket
 import sys
 from functools import partial
+from typing import Any
 
 import hypercorn.logging
 import hypercorn.protocol
@@ -63,7 +64,8 @@ async def _main(fd: int, http_fd: int | None, ipc_fd: int | None) -> None:
     cfg = _hypercorn_config()
     link = KeydLink(channel)
     front = RpcFront(link)
-    app = wrap_app(HttpApp(front, vhosts), cfg.wsgi_max_body_size, None)
+    asgi: Any = HttpApp(front, vhosts)  # a plain ASGI callable; hypercorn's types are narrower
+    app = wrap_app(asgi, cfg.wsgi_max_body_size, None)
 
     enter_sandbox("net")
     await channel.send({"t": "ready"})
