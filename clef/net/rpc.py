@@ -8,6 +8,7 @@ from clef import jsonrpc
 from clef.errors import ClefError, InvalidRequest, ResponseTooLarge
 from clef.external_api import check_call
 from clef.net.link import KeydLink
+from clef.net.schema import check_params
 
 MAX_BATCH_RESPONSE = 25_000_000
 
@@ -20,7 +21,8 @@ class RpcFront:
 
     async def _one(self, item: jsonrpc.Request, meta: dict[str, str]) -> dict[str, Any]:
         try:
-            params = check_call(item.method, item.params, item.params_was_object)
+            params = check_params(item.method,
+                                  check_call(item.method, item.params, item.params_was_object))
         except ClefError as exc:
             return jsonrpc.error_response(item.id, exc)
         reply = await self._link.call(item.method, params, meta)
