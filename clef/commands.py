@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from clef.cli import UsageError, build_config
+from clef.errors import ClefError
 from clef.eth.address import to_checksum
 from clef.prompt import InputClosed, read_line
 
@@ -65,7 +66,25 @@ def _signer(config: Any, command: str | None, args: list[str]) -> int:
             return 1
     elif not config.suppress_bootwarn:
         sys.stderr.write(BOOT_WARNING)
-    return trio.run(run_daemon, config, ui)
+    try:
+        return trio.run(run_daemon, config, ui)
+    except BaseExceptionGroup as group:
+        fatal, _ = group.split((ClefError, OSError))
+        if fatal is None:
+            raise
+        first = _first_leaf(fatal)
+        print(f"Fatal: {first.message if isinstance(first, ClefError) else first}", file=sys.stderr)
+        return 1
+    except (ClefError, OSError) as exc:
+        print(f"Fatal: {exc.message if isinstance(exc, ClefError) else exc}", file=sys.stderr)
+        return 1
+
+
+def _first_leaf(group: BaseExceptionGroup[BaseException]) -> BaseException:
+    exc: BaseException = group
+    while isinstance(exc, BaseExceptionGroup):
+        exc = exc.exceptions[0]
+    return exc
 
 
 def _keystore(config: Any) -> Any:
