@@ -147,7 +147,8 @@ async def build_signer(api: SignerAPI, config: Config, nursery: trio.Nursery) ->
     """Open storage, start the policy worker and audit log, and return the Signer."""
     vault = await _open_vault(api, config)
     ruleset = _attested_ruleset(config, vault)
-    cache = default_cache_path(config.configdir)
+    # One cache per user, shared by every configdir: built once (~1 s), then only mapped.
+    cache = default_cache_path()
     await trio.to_thread.run_sync(lambda: FourByteDB.open(cache).close())
     custom_path = config.fourbyte_custom.absolute()
     custom = CustomSelectors(custom_path)
