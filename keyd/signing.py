@@ -197,6 +197,19 @@ class Signer:
             raise RequestDenied()
         return decision
 
+    # --- listing ---
+
+    async def list_accounts(self, params: list[Any], meta: dict[str, str]) -> list[str]:
+        """account_list: ApproveListing decides first ("Approve" lists every account, as the
+        reference); without a decision the UI chooses the subset."""
+        gate = self.api.gate
+        async with gate.session("listing"):
+            offered = await self.api.accounts.wire_accounts()
+            decision = await self._rule("ApproveListing", {"accounts": offered, "meta": meta})
+            if decision == "Approve":
+                return [str(account["address"]).lower() for account in offered]
+            return await gate.approve_listing(offered, meta)
+
     # --- data ---
 
     async def sign_prepared(self, address: MixedcaseAddress, request: dict[str, Any],
@@ -213,11 +226,12 @@ class Signer:
                     account.address, "Password for signing",
                     f"Please enter password for signing data with account "
                     f"{to_checksum(account.address)}")
-            recid, r, s = await self._sign_digest(account.address, digest, key, password)
         except ClefError as exc:
             # The reference reports every failure after parsing to the UI as well.
             await gate.ui.show_error(exc.message)
             raise
+        # Outside the try: _sign_digest reports a decryption failure to the UI itself (once).
+        recid, r, s = await self._sign_digest(account.address, digest, key, password)
         signature = r.to_bytes(32, "big") + s.to_bytes(32, "big") + bytes([recid + v_offset])
         return "0x" + signature.hex()
 
@@ -242,6 +256,7 @@ async def register_signing(api: SignerAPI, config: Config, nursery: trio.Nursery
 
     signer = await build_signer(api, config, nursery)
     api.register("account_signTransaction", signer.sign_transaction)
+    api.register("account_list", signer.list_accounts)
     register_data_signing(api, signer)
     return signer
 
