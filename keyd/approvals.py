@@ -67,6 +67,8 @@ class ApprovalGate:
         answer = await self.ui.approve_listing({"accounts": accounts, "meta": meta})
         chosen = answer.get("accounts")
         if not isinstance(chosen, list):
+            if chosen is not None:
+                log.warning("malformed ui_approveListing answer (accounts is not a list): a denial")
             raise RequestDenied()
         offered = {str(a["address"]).lower() for a in accounts}
         result: list[str] = []
@@ -88,20 +90,23 @@ class ApprovalGate:
     async def approve_new_account(self, meta: JSON) -> None:
         """ui_approveNewAccount; raises RequestDenied unless approved is exactly true."""
         answer = await self.ui.approve_new_account({"meta": meta})
-        if answer.get("approved") is not True:
+        if not _approved(answer, "ui_approveNewAccount"):
             raise RequestDenied()
 
     async def approve_sign_data(self, request: JSON) -> None:
         """ui_approveSignData; raises RequestDenied unless approved is exactly true."""
         answer = await self.ui.approve_sign_data(request)
-        if answer.get("approved") is not True:
+        if not _approved(answer, "ui_approveSignData"):
             raise RequestDenied()
 
     async def approve_tx(self, request: JSON) -> dict[str, Any]:
         """ui_approveTx; returns the transaction the UI approved (possibly modified)."""
         answer = await self.ui.approve_tx(request)
         tx = answer.get("transaction")
-        if answer.get("approved") is not True or not isinstance(tx, dict):
+        if not _approved(answer, "ui_approveTx"):
+            raise RequestDenied()
+        if not isinstance(tx, dict):
+            log.warning("malformed ui_approveTx answer (approved without a transaction): a denial")
             raise RequestDenied()
         return tx
 
@@ -111,5 +116,16 @@ class ApprovalGate:
                                                   "isPassword": True})
         text = answer.get("text")
         if not isinstance(text, str):
+            log.warning("malformed ui_onInputRequired answer (text is not a string): a denial")
             raise RequestDenied()
         return text
+
+
+def _approved(answer: JSON, method: str) -> bool:
+    """True only for `approved: true`; an answer without a boolean `approved` is logged."""
+    approved = answer.get("approved")
+    if not isinstance(approved, bool):
+        # Never guessed (a "true" string, 1, ...): a confused UI must not approve by accident.
+        log.warning("malformed %s answer (approved is not a boolean): a denial", method)
+        return False
+    return approved
