@@ -157,23 +157,23 @@ class StdioUI:
 
     async def approve_tx(self, request: JSON) -> JSON:
         """ui_approveTx."""
-        return _as_object(await self.call("ui_approveTx", request))
+        return _as_object("ui_approveTx", await self.call("ui_approveTx", request))
 
     async def approve_sign_data(self, request: JSON) -> JSON:
         """ui_approveSignData."""
-        return _as_object(await self.call("ui_approveSignData", request))
+        return _as_object("ui_approveSignData", await self.call("ui_approveSignData", request))
 
     async def approve_listing(self, request: JSON) -> JSON:
         """ui_approveListing."""
-        return _as_object(await self.call("ui_approveListing", request))
+        return _as_object("ui_approveListing", await self.call("ui_approveListing", request))
 
     async def approve_new_account(self, request: JSON) -> JSON:
         """ui_approveNewAccount."""
-        return _as_object(await self.call("ui_approveNewAccount", request))
+        return _as_object("ui_approveNewAccount", await self.call("ui_approveNewAccount", request))
 
     async def on_input_required(self, request: JSON) -> JSON:
         """ui_onInputRequired."""
-        return _as_object(await self.call("ui_onInputRequired", request))
+        return _as_object("ui_onInputRequired", await self.call("ui_onInputRequired", request))
 
     async def show_info(self, text: str) -> None:
         """ui_showInfo."""
@@ -192,6 +192,9 @@ class StdioUI:
         await self.notify("ui_onSignerStartup", info)
 
 
-def _as_object(result: Any) -> JSON:
+def _as_object(method: str, result: Any) -> JSON:
     # A non-object answer (e.g. pythonsigner.py's bare "") is malformed: callers see {} = denial.
-    return result if isinstance(result, dict) else {}
+    if isinstance(result, dict):
+        return result
+    log.warning("malformed %s answer (not a JSON object): a denial", method)
+    return {}
