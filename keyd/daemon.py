@@ -20,6 +20,7 @@ from keyd.netsup import NetSupervisor
 from keyd.signing import register_signing
 from keyd.ui.base import UI
 from keyd.ui.stdio import StdioUI
+from keyd.uitest import UIHandshake
 
 log = logging.getLogger("keyd")
 
@@ -56,6 +57,7 @@ async def run_daemon(config: Config, ui: UI | None = None) -> int:
     gate = ApprovalGate(ui, timeout=config.approval_timeout, max_pending=config.max_pending)
     api = SignerAPI(config, accounts, gate)
     sup = NetSupervisor(config, api)
+    handshake: UIHandshake | None = None
     try:
         async with trio.open_nursery() as nursery:
             nursery.start_soon(_watch_signals, nursery.cancel_scope)
@@ -83,6 +85,10 @@ async def run_daemon(config: Config, ui: UI | None = None) -> int:
                 log.info("HTTP endpoint opened url=%s", sup.http_url)
             if sup.ipc_path:
                 log.info("IPC endpoint opened url=%s", sup.ipc_path)
+            if config.stdio_ui_test:
+                # As the reference: started just before ui_onSignerStartup; clef exits after it.
+                handshake = UIHandshake(api)
+                nursery.start_soon(handshake.run_then_stop, nursery.cancel_scope.cancel)
             info = startup_info(config, sup)
             await ui.on_signer_startup(info)
             if signer.rules is not None:
@@ -90,4 +96,4 @@ async def run_daemon(config: Config, ui: UI | None = None) -> int:
     finally:
         sup.close_sockets()
         accounts.close()
-    return 0
+    return handshake.exit_status if handshake is not None else 0
