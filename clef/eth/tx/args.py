@@ -25,6 +25,7 @@ from clef.eth.tx.base import (
     check_access_list,
     check_bytes,
     check_uint,
+    json_kind,
     json_list,
     object_fields,
     parse_access_list,
@@ -251,6 +252,11 @@ def parse_send_tx_args(obj: object) -> SendTxArgs:
     Raises InvalidParams naming the field for any bad encoding, type or size, and SignerError
     with the reference's message for data/input ambiguity and a blob tx without recipient.
     """
+    if not isinstance(obj, dict):
+        # object_fields would name the field "" at the top level ("invalid : json: ...").
+        raise InvalidParams(
+            f"invalid transaction: json: cannot unmarshal {json_kind(obj)} into object"
+        )
     fields = object_fields(obj, "", _FIELDS)
     for sidecar in _SIDECAR_FIELDS:
         if sidecar in fields:
