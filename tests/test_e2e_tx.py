@@ -241,6 +241,9 @@ def request_json(name: str) -> dict[str, Any]:
 
 # --- every transaction type over HTTP -----------------------------------------------------------
 
+BASE_TX_FIELDS: dict[str, Any] = {
+    "from": SENDER, "to": TO, "gas": "0x5208", "maxFeePerGas": "0x2",
+    "maxPriorityFeePerGas": "0x1", "value": "0x10", "nonce": "0x7"}
 ACCESS_LIST = [{"address": DELEGATE, "storageKeys": [SLOT]}]
 ORACLE_ACCESS_LIST = [{"address": DELEGATE, "storageKeys": [SLOT]}]
 CODE = "0x" + "60" * 64
@@ -288,6 +291,28 @@ TYPE_CASES: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
 }
 
 
+UI_HEAD = ["from", "to", "gas", "gasPrice", "maxFeePerGas", "maxPriorityFeePerGas", "value", "nonce"]
+
+
+def ui_view(request: dict[str, Any]) -> dict[str, Any]:
+    """The SendTxArgs JSON the UI must be shown for request (the reference's marshalling: the
+    first eight keys always, null when absent; input shown as data; the rest when present)."""
+    view: dict[str, Any] = {key: request.get(key) for key in UI_HEAD}
+    view["to"] = None if request.get("to") in (None, "0x") else request["to"]
+    view["value"] = request.get("value", "0x0")
+    view["nonce"] = request.get("nonce", "0x0")
+    view["gas"] = request.get("gas", "0x0")
+    data = request.get("input", request.get("data"))
+    if data not in (None, "0x"):
+        view["data"] = data
+    if "accessList" in request:
+        view["accessList"] = [{**t, "address": t["address"].lower()} for t in request["accessList"]]
+    for key in ("chainId", "maxFeePerBlobGas", "blobVersionedHashes", "authorizationList"):
+        if key in request:
+            view[key] = request[key]
+    return view
+
+
 @pytest.mark.parametrize("case", sorted(TYPE_CASES))
 def test_every_type_signed_over_http(signer: Clef, case: str) -> None:
     request, oracle = TYPE_CASES[case]
@@ -296,7 +321,10 @@ def test_every_type_signed_over_http(signer: Clef, case: str) -> None:
     check_signed(result, oracle)
     log = since(signer, mark)
     assert methods(log) == ["ui_approveTx", "ui_onInputRequired", "ui_onApprovedTx"]
-    assert log[0][1]["transaction"]["from"] == SENDER
+    # The UI is shown every field that is signed, in the reference's shape.
+    assert set(log[0][1]) == {"transaction", "call_info", "meta"}
+    assert log[0][1]["transaction"] == ui_view({"from": SENDER, **request})
+    assert list(log[0][1]["transaction"])[:8] == UI_HEAD
     assert log[1][1] == {"title": "Account password", "isPassword": True,
                          "prompt": f"Please enter the password for account {SENDER}"}
     assert log[2][1] == result  # ui_onApprovedTx carries exactly {raw, tx}
@@ -319,7 +347,9 @@ def test_eip7702_authorization_list_preserved(signer: Clef) -> None:
                     for c, a, n, y, r, s in rlp.decode(raw[1:])[9]]
     assert signed_auths == [[a.chain_id, bytes(a.address), a.nonce, a.y_parity, a.r, a.s]
                             for a in auths]
-    call_info = approvals(since(signer, mark))[0]["call_info"]
+    approval = approvals(since(signer, mark))[0]
+    assert approval["transaction"] == ui_view(request)
+    call_info = approval["call_info"]
     infos = [m["message"] for m in call_info if m["type"] == "Info"]
     assert len(infos) == 2 and not [m for m in call_info if m["type"] != "Info"]
     assert DELEGATE in infos[0] and "chain id 1" in infos[0] and AUTH_SIGNER in infos[0]
@@ -530,6 +560,32 @@ def test_malformed_requests_name_the_field(signer: Clef, tx: dict[str, Any], mes
     assert seen == []
 
 
+@pytest.mark.parametrize("tx", [[BASE_TX_FIELDS], "x", 5, True])
+def test_transaction_that_is_not_an_object(signer: Clef, tx: Any) -> None:
+    code, text = error_of(sign_tx(signer, tx))
+    assert code == -32602 and text.startswith("invalid transaction: json: cannot unmarshal "), text
+
+
+def test_method_selector_arity_and_type(signer: Clef) -> None:
+    seen = deny_with_capture(signer)
+    assert error_of(sign_tx(signer, BASE_TX_FIELDS, None)) == DENIED  # null = no selector
+    assert error_of(sign_tx(signer, BASE_TX_FIELDS, None, None)) == (
+        -32602, "too many arguments, want at most 2")
+    assert error_of(signer.rpc("account_signTransaction")) == (
+        -32602, "missing value for required argument 0")
+    assert error_of(sign_tx(signer, BASE_TX_FIELDS, 5))[0] == -32602
+    assert len(seen) == 1
+
+
+@pytest.mark.skip(reason="BUG: a method selector string over 1024 characters is refused with "
+                         "'invalid argument 1: method selector must be a string' (keyd/signing.py "
+                         "MAX_SELECTOR check shares the not-a-string text; the file has "
+                         "uncommitted edits by another engineer, so not fixed here)")
+def test_overlong_method_selector_is_named_as_too_long(signer: Clef) -> None:
+    code, text = error_of(sign_tx(signer, {**BASE_TX_FIELDS, "data": TRANSFER_DATA}, "x" * 2000))
+    assert code == -32602 and "must be a string" not in text, text
+
+
 # --- chain id, data/input -----------------------------------------------------------------------
 
 
@@ -575,8 +631,7 @@ def test_identical_data_and_input_are_one_payload(signer: Clef) -> None:
 # --- approval: denial, modification, passwords, unknown accounts --------------------------------
 
 
-BASE_TX = {"from": SENDER, "to": TO, "gas": "0x5208", "maxFeePerGas": "0x2",
-           "maxPriorityFeePerGas": "0x1", "value": "0x10", "nonce": "0x7"}
+BASE_TX = BASE_TX_FIELDS
 
 
 @pytest.mark.parametrize("answer", [{"approved": False}, {"approved": True},
