@@ -26,13 +26,18 @@ log = logging.getLogger("keyd")
 
 
 def startup_info(config: Config, sup: NetSupervisor) -> dict[str, Any]:
-    """The ui_onSignerStartup payload (reference values; "n/a" when a transport is off)."""
-    return {"info": {
+    """The ui_onSignerStartup payload (reference values; "n/a" when a transport is off), plus
+    `unlock_ttl` (seconds, as a string like the other values) when the key cache is on."""
+    info = {
         "extapi_http": sup.http_url or "n/a",
         "extapi_ipc": str(sup.ipc_path) if sup.ipc_path is not None else "n/a",
         "extapi_version": EXTERNAL_API_VERSION,
         "intapi_version": INTERNAL_API_VERSION,
-    }}
+    }
+    if config.unlock_ttl > 0:
+        # The user must know that decrypted keys stay in memory between signatures.
+        info["unlock_ttl"] = f"{config.unlock_ttl:g}"
+    return {"info": info}
 
 
 async def _watch_signals(cancel: trio.CancelScope) -> None:
