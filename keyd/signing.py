@@ -99,8 +99,11 @@ class Signer:
         """account_signTransaction(args, methodSelector?)."""
         args = parse_send_tx_args(params[0])
         selector = params[1]
-        if selector is not None and (not isinstance(selector, str) or len(selector) > MAX_SELECTOR):
+        if selector is not None and not isinstance(selector, str):
             raise InvalidParams("invalid argument 1: method selector must be a string")
+        if selector is not None and len(selector) > MAX_SELECTOR:
+            raise InvalidParams(f"invalid argument 1: method selector longer than {MAX_SELECTOR} "
+                                "characters")
         chain_id = self.config.chain_id
         validation = await self.validator.validate_tx(args.to_json(), selector, chain_id)
         if validation.warnings() and not self.config.advanced:
