@@ -400,6 +400,8 @@ def test_rate_limit_window_across_restart_and_storage_attacks(tmp_path: Path) ->
     try:
         signed(clef.rpc("account_signTransaction", tx(1, 4 * ETHER // 10)), 1, 4 * ETHER // 10)
         one_tx_history = store.read_bytes()
+        manifest = store.with_name("manifest.json")
+        one_tx_manifest = manifest.read_bytes()
         raw = signed(clef.rpc("account_signTransaction", tx(2, 4 * ETHER // 10)), 2,
                      4 * ETHER // 10)
         wait_for_approved_tx(clef, raw)
@@ -420,6 +422,9 @@ def test_rate_limit_window_across_restart_and_storage_attacks(tmp_path: Path) ->
         small = ETHER // 100  # fits the real window (0.9) and the rolled-back one (0.4)
         attacks: dict[str, Callable[[], object]] = {
             "rolled back": lambda: store.write_bytes(one_tx_history),
+            # Consistent with its own (authentic) older manifest: keyd remembers the counter.
+            "rolled back with the manifest": lambda: (store.write_bytes(one_tx_history),
+                                                      manifest.write_bytes(one_tx_manifest)),
             "truncated": lambda: store.write_bytes(store.read_bytes()[:-7]),
             "emptied": lambda: store.write_bytes(b""),
             "entry removed": lambda: store.write_bytes(b"{}"),
@@ -428,7 +433,7 @@ def test_rate_limit_window_across_restart_and_storage_attacks(tmp_path: Path) ->
         }
         nonce = 6
         for name, attack in attacks.items():
-            current = store.read_bytes()
+            current, current_manifest = store.read_bytes(), manifest.read_bytes()
             failures = clef.stderr().count("rule storage failure")
             attack()
             denied(clef.rpc("account_signTransaction", tx(nonce, small)))
@@ -436,6 +441,7 @@ def test_rate_limit_window_across_restart_and_storage_attacks(tmp_path: Path) ->
             assert clef.stderr().count("rule storage failure") > failures, name
             # Put the real file back: the rule works again (the failure was the tampering).
             store.write_bytes(current)
+            manifest.write_bytes(current_manifest)
             os.chmod(store, 0o600)
             signed(clef.rpc("account_signTransaction", tx(nonce + 1, small)), nonce + 1, small)
             assert ui_tx_requests(clef, nonce + 1) == [], name
