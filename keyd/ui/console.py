@@ -304,7 +304,7 @@ class ConsoleUI:
         async with self._session():
             try:
                 lines = render(style)
-            except (ClefError, ValueError) as exc:
+            except (ClefError, ValueError, TypeError, RecursionError) as exc:
                 # A request we cannot show faithfully is never put to the user: deny it.
                 log.warning("malformed UI request denied: %s", exc)
                 notice = f"A request could not be displayed and was denied: {exc}"
@@ -379,7 +379,7 @@ class ConsoleUI:
         style = self.style()
         try:
             lines = render_approved_tx(result, style)
-        except (ClefError, ValueError, TypeError) as exc:
+        except (ClefError, ValueError, TypeError, RecursionError) as exc:
             notice = f"signed transaction could not be displayed: {exc}"
             lines = render_notice("Error", notice, style)
         await self._notify(lines)

@@ -203,7 +203,8 @@ def _pack(label: str, pieces: Sequence[str], width: int, tail: str = "") -> list
     indent = max(min(display_width(label), width // 2), 4)
     continuation = " " * (indent - 2) + "| "
     lines: list[str] = []
-    head, row, used, room = label, [], 0, max(width - display_width(label), 8)
+    row: list[str] = []
+    head, used, room = label, 0, max(width - display_width(label), 8)
     for piece in pieces:
         w = display_width(piece)
         if used + w > room and row:
