@@ -285,6 +285,16 @@ async def test_piped_secrets_line_by_line() -> None:
     stdin.close()
 
 
+def test_same_console_across_two_trio_runs() -> None:
+    """clef's CLI confirms the boot warning in one trio.run and serves in the next."""
+    stdin = piped("ok\nsecret-password-1\n")
+    ui = ConsoleUI(stdin, io.StringIO(), env={})
+    assert trio.run(ui.boot_warning) is True
+    request = {"title": "t", "prompt": "p", "isPassword": True}
+    assert trio.run(ui.on_input_required, request) == {"text": "secret-password-1"}
+    stdin.close()
+
+
 async def test_piped_overlong_line_cannot_answer_the_next_prompt() -> None:
     stdin = piped("y" * 10000 + "\nn\n")
     ui = ConsoleUI(stdin, io.StringIO(), env={})
