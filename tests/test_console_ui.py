@@ -249,6 +249,18 @@ async def test_cancelled_password_prompt_restores_echo(term: Terminal) -> None:
     await term.screen.expect("withdrawn")
 
 
+async def test_closed_output_fails_cleanly() -> None:
+    stdin = piped("y\nsecret\n")
+    stdout = io.StringIO()
+    ui = ConsoleUI(stdin, stdout, env={})
+    stdout.close()
+    assert await ui.approve_new_account({"meta": None}) == {"approved": False}
+    with pytest.raises(SignerError, match="console unusable"):
+        await ui.on_input_required({"title": "t", "prompt": "p", "isPassword": True})
+    await ui.show_info("nobody sees this")  # notifications never raise
+    stdin.close()
+
+
 async def test_input_request_malformed_raises(term: Terminal) -> None:
     ui = term.ui()
     with pytest.raises(InvalidParams):

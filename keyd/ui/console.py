@@ -254,11 +254,15 @@ class ConsoleUI:
         if not self._reader.tty or fd is None:
             yield
             return
-        old = termios.tcgetattr(fd)
-        new = list(old)
-        new[3] &= ~termios.ECHO
-        # TCSAFLUSH also drops anything typed ahead, before the prompt was visible.
-        termios.tcsetattr(fd, termios.TCSAFLUSH, new)
+        try:
+            old = termios.tcgetattr(fd)
+            new = list(old)
+            new[3] &= ~termios.ECHO
+            # TCSAFLUSH also drops anything typed ahead, before the prompt was visible.
+            termios.tcsetattr(fd, termios.TCSAFLUSH, new)
+        except termios.error as exc:
+            # Never read a secret that would be echoed on the screen.
+            raise SignerError("cannot turn off terminal echo for a password") from exc
         try:
             yield
         finally:
@@ -358,7 +362,12 @@ class ConsoleUI:
         lines, is_password = render_input_request(request, style)
         shown = "\n".join(lines) + "\n"
         async with self._session():
-            text = await (self._read_secret(shown) if is_password else self._read_answer(shown))
+            try:
+                text = await (self._read_secret(shown) if is_password
+                              else self._read_answer(shown))
+            except (OSError, ValueError) as exc:
+                log.warning("console unusable for input: %s", exc)
+                raise SignerError("console unusable") from None
             await self._write_quietly(SHORT_RULE + "\n")
         if text is None:
             raise SignerError("no input: standard input is closed")
