@@ -187,7 +187,7 @@ def advanced(clef_advanced: Clef) -> Clef:
     return clef_advanced
 
 
-def sign_tx(clef: Clef, tx: dict[str, Any], *rest: Any, via: str = "http") -> dict[str, Any]:
+def sign_tx(clef: Clef, tx: Any, *rest: Any, via: str = "http") -> dict[str, Any]:
     """account_signTransaction; the JSON-RPC response."""
     return clef.rpc("account_signTransaction", tx, *rest, via=via)
 
