@@ -16,7 +16,7 @@ from typing import Any
 
 import trio
 
-from clef.errors import ApprovalTimeout, RequestDenied, TooManyPending
+from clef.errors import ApprovalTimeout, RequestDenied, SignerError, TooManyPending
 from keyd.ui.base import JSON, UI
 
 log = logging.getLogger("keyd.approvals")
@@ -111,9 +111,16 @@ class ApprovalGate:
         return tx
 
     async def ask_password(self, title: str, prompt: str) -> str:
-        """ui_onInputRequired with isPassword; a malformed answer is a denial."""
-        answer = await self.ui.on_input_required({"title": title, "prompt": prompt,
-                                                  "isPassword": True})
+        """ui_onInputRequired with isPassword; a malformed answer is a denial, a UI error is
+        `internal error`."""
+        try:
+            answer = await self.ui.on_input_required({"title": title, "prompt": prompt,
+                                                      "isPassword": True})
+        except SignerError as exc:
+            # The UI's reason may describe the user's password store: the (untrusted) caller
+            # only learns that no password came, as with the reference. The log keeps it.
+            log.warning("UI failed to deliver a password: %r", exc.message)
+            raise SignerError("internal error") from None
         text = answer.get("text")
         if not isinstance(text, str):
             log.warning("malformed ui_onInputRequired answer (text is not a string): a denial")
