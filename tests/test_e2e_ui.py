@@ -696,6 +696,22 @@ def test_malformed_answers_are_logged_denials(hasty_clef: Clef) -> None:
         assert logged >= count, (method, clef.stderr()[-3000:])
 
 
+def test_a_ui_error_on_the_password_prompt_is_hidden_from_the_caller(hasty_clef: Clef) -> None:
+    clef = hasty_clef
+    secret = "keepass database /home/alice/vault.kdbx is locked"
+
+    def refuse(params: dict[str, Any]) -> Any:
+        raise UIError(secret)
+
+    clef.ui.answers["ui_onInputRequired"] = refuse
+    # As the reference: the caller learns only that no password came, not the UI's reason.
+    response = sign_text(clef, ADDR_A, "no-password")
+    assert error_of(response) == (-32000, "internal error")
+    response = clef.rpc("account_signTransaction", transfer(ADDR_A), via="ipc")
+    assert error_of(response) == (-32000, "internal error")
+    assert secret in clef.stderr()  # the user can still find out why
+
+
 def test_unknown_id_and_duplicate_answers_approve_nothing(hasty_clef: Clef,
                                                           pool: ThreadPoolExecutor) -> None:
     clef = hasty_clef
