@@ -188,12 +188,28 @@ def build_config(values: dict[str, Any]) -> Any:
     )
 
 
+_CONTROL = {c: f"\\x{c:02x}" for c in [*range(0x20), 0x7F, *range(0x80, 0xA0)] if c != 0x0A}
+_CONTROL.update({c: f"\\u{c:04x}" for c in [*range(0x202A, 0x202F), *range(0x2066, 0x206A),
+                                               0x200B, 0x200C, 0x200D, 0x200E, 0x200F, 0xFEFF]})
+
+
+class SafeFormatter(logging.Formatter):
+    """Escapes control characters in log lines: a caller's text in a log message must not be able
+    to move the cursor or repaint the console UI's prompt on the same terminal."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        """Format, then escape C0/C1 controls and bidi/zero-width characters."""
+        return super().format(record).translate(_CONTROL)
+
+
 def setup_logging(level: int) -> None:
-    """Logs go to stderr only (stdout may be the UI channel)."""
+    """Logs go to stderr only (stdout may be the UI channel), escaped."""
     mapping = {0: logging.CRITICAL, 1: logging.ERROR, 2: logging.WARNING, 3: logging.INFO,
                4: logging.DEBUG, 5: logging.DEBUG}
-    logging.basicConfig(stream=sys.stderr, level=mapping.get(level, logging.INFO),
-                        format="%(levelname)-5s [%(asctime)s] %(message)s", datefmt="%m-%d|%H:%M:%S")
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(SafeFormatter("%(levelname)-5s [%(asctime)s] %(message)s",
+                                       datefmt="%m-%d|%H:%M:%S"))
+    logging.basicConfig(level=mapping.get(level, logging.INFO), handlers=[handler])
 
 
 def main(argv: list[str] | None = None) -> None:

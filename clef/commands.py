@@ -11,20 +11,6 @@ from clef.errors import ClefError
 from clef.eth.address import to_checksum
 from clef.prompt import InputClosed, read_line
 
-BOOT_WARNING = """
-WARNING!
-
-Clef is an account management tool. It may, like any software, contain bugs.
-
-Please take care to
-- backup your keystore files,
-- verify that the keystore(s) can be opened with your password.
-
-Clef is distributed in the hope that it will be useful, but WITHOUT ANY WARRANTY;
-without even the implied warranty of MERCHANTABILITY or FITNESS FOR A PARTICULAR
-PURPOSE. See the GNU General Public License for more details.
-"""
-
 
 def run_command(values: dict[str, Any], positionals: list[str]) -> int:
     """Dispatch on the subcommand; return the exit status."""
@@ -60,12 +46,20 @@ def _signer(config: Any, command: str | None, args: list[str]) -> int:
     if not config.stdio_ui:
         from keyd.ui.console import ConsoleUI
 
-        ui = ConsoleUI(sys.stdin, sys.stdout)
+        keystore = _keystore(config)
+
+        async def list_accounts() -> list[tuple[str, str]]:
+            accounts = await trio.to_thread.run_sync(keystore.accounts)
+            return [(to_checksum(a.address), a.url) for a in accounts]
+
+        ui = ConsoleUI(sys.stdin, sys.stdout, list_accounts=list_accounts)
         if not config.suppress_bootwarn and not trio.run(ui.boot_warning):
             print("aborted by user", file=sys.stderr)
             return 1
     elif not config.suppress_bootwarn:
-        sys.stderr.write(BOOT_WARNING)
+        from keyd.ui.render import BOOT_WARNING
+
+        sys.stderr.write("\n" + BOOT_WARNING)
     try:
         return trio.run(run_daemon, config, ui)
     except BaseExceptionGroup as group:
