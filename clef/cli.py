@@ -67,6 +67,9 @@ FLAGS: tuple[Flag, ...] = (
     Flag("approval-timeout", FLOAT, 60.0,
          "Seconds a request may wait for the UI (incl. its password prompt); 0 = wait forever"),
     Flag("max-pending", INT, 64, "Maximum number of requests waiting for approval at once"),
+    Flag("expect", STR, "",
+         "With `audit verify`: the anchor SEQ:SHA256 of the last line, kept elsewhere, so that "
+         "removed trailing lines are detected"),
     Flag("unlock-ttl", FLOAT, 0.0,
          "Keep a decrypted key in keyd for this many seconds after its last use (0 = decrypt for "
          "every signature, as the reference)"),
@@ -185,6 +188,7 @@ def build_config(values: dict[str, Any]) -> Any:
         max_pending=values["max-pending"],
         unlock_ttl=values["unlock-ttl"],
         log_level=values["loglevel"],
+        audit_expect=values["expect"],
     )
 
 

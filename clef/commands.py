@@ -183,7 +183,7 @@ def _admin(config: Any, command: str | None, args: list[str]) -> int:
 
 def _audit(config: Any, command: str | None, args: list[str]) -> int:
     if len(args) != 2 or args[0] != "verify":
-        raise UsageError("usage: clef audit verify FILE")
+        raise UsageError("usage: clef audit verify FILE [--expect SEQ:SHA256]")
     from keyd.auditlog import main_verify
 
-    return main_verify(Path(args[1]))
+    return main_verify(Path(args[1]), expect=config.audit_expect or None)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -44,6 +43,7 @@ class Config:
     max_pending: int = 64
     unlock_ttl: float = 0.0
     log_level: int = 3
+    audit_expect: str = ""
 
     def ipc_socket_path(self) -> Path | None:
         """Where the IPC socket goes (None with --ipcdisable).

@@ -359,7 +359,7 @@ class PolicyClient:
         except Exception as exc:  # noqa: BLE001
             # Any storage failure fails the rule closed. The reason is logged here; the worker
             # only learns that storage is unusable.
-            log.error("rule storage failure (%s): %s",  # noqa: TRY400 - no traceback needed
+            log.error("rule storage failure (%s): %s",
                       type(message).__name__, exc)
             reason = f"rule storage unavailable: {type(exc).__name__}"
             if isinstance(message, StorageGet):

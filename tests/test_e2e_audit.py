@@ -195,10 +195,6 @@ def test_verify_detects_edits_deletions_and_truncation(audit_clef: Clef, tmp_pat
     assert missing.returncode == 2
 
 
-@pytest.mark.skip(reason="BUG: `clef audit verify FILE --expect SEQ:SHA256` (docs/storage.md) is "
-                         "unreachable from the CLI: clef/cli.py parse_args rejects --expect as an "
-                         "undefined global flag and clef/commands.py _audit accepts exactly "
-                         "`verify FILE`, so removal of trailing lines cannot be detected by the CLI")
 def test_verify_with_anchor_detects_removed_trailing_lines(audit_clef: Clef,
                                                            tmp_path: Path) -> None:
     log = audit_clef.tmp / "audit.log"
