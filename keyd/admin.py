@@ -8,6 +8,7 @@ the reference's messages, for the CLI to print and exit non-zero.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -109,6 +110,9 @@ def attest(
     signersecret: str | None = None,
 ) -> AdminResult:
     """`clef attest <sha256>`: store the ruleset hash (validated, lowercased)."""
+    if not isinstance(sha256_hex, str) or not re.fullmatch(r"[0-9a-fA-F]{64}", sha256_hex):
+        # Refused before the seed is decrypted or the vault created.
+        raise InvalidParams("invalid sha256: expected 64 hexadecimal digits")
     with _open_vault(configdir, seed_password, signersecret) as vault:
         stored = vault.attest(sha256_hex)
     return AdminResult("Ruleset attestation updated", (("sha256", stored),))
