@@ -45,7 +45,8 @@ class ScriptedUI:
         }
 
     def __call__(self, method: str, params: dict[str, Any]) -> Any:
-        return self.answers.get(method, lambda p: {"approved": False})(params)
+        answer = self.answers.get(method)
+        return answer(params) if answer is not None else {"approved": False}
 
 
 class Clef:
@@ -96,7 +97,8 @@ class Clef:
         """One JSON-RPC call over HTTP or IPC; returns the response object."""
         body = {"jsonrpc": "2.0", "id": 7, "method": method, "params": list(params)}
         if via == "ipc":
-            return ipc_call(self.ipc, body)
+            reply: dict[str, Any] = ipc_call(self.ipc, body)
+            return reply
         status, data = self.http(body)
         assert status == 200, (status, data)
         result: dict[str, Any] = json.loads(data)
