@@ -21,11 +21,11 @@ from clef.eth.signdata import (
     typed_data_plan,
 )
 from keyd.api import SignerAPI
+from keyd.signing import MAX_SELECTOR
 
 if TYPE_CHECKING:
     from keyd.signing import Signer
 
-MAX_SELECTOR = 1024
 
 
 class DataSigner:
@@ -59,8 +59,11 @@ class DataSigner:
         address = MixedcaseAddress.parse(params[0], "argument 0")
         safe_tx = GnosisSafeTx.parse(params[1])
         selector = params[2]
-        if selector is not None and (not isinstance(selector, str) or len(selector) > MAX_SELECTOR):
+        if selector is not None and not isinstance(selector, str):
             raise InvalidParams("invalid argument 2: method selector must be a string")
+        if selector is not None and len(selector) > MAX_SELECTOR:
+            raise InvalidParams(f"invalid argument 2: method selector longer than {MAX_SELECTOR} "
+                                "characters")
         config = self.signer.config
         validation = await self.signer.validator.validate_tx(
             safe_tx.validation_args().to_json(), selector, config.chain_id)
