@@ -21,7 +21,7 @@ from typing import Any
 
 import pytest
 import rlp
-from conftest import PASSWORD, Clef, ScriptedUI
+from conftest import PASSWORD, REPO, Clef, ScriptedUI
 from eth_account import Account
 from eth_account.messages import encode_defunct
 from eth_keyfile.keyfile import create_keyfile_json, decode_keyfile_json
@@ -454,6 +454,38 @@ def test_internal_api_exists_only_on_the_stdio_channel(patient_clef: Clef) -> No
         with pytest.raises(UIError, match=f"^the method {method} does not exist/is not available$"):
             patient_clef.client.call(method)
     assert not requests_of(patient_clef, "ui_approveListing")
+
+
+def routed(handler: Callable[[str, dict[str, Any]], Any],
+           method: str) -> Callable[[dict[str, Any]], Any]:
+    """A ScriptedUI answer function that asks a UIClient-style handler."""
+    return lambda params: handler(method, params)
+
+
+def test_the_ui_client_guide_example_program(patient_clef: Clef,
+                                             capsys: pytest.CaptureFixture[str]) -> None:
+    """docs/ui-client.md's program, its terminal scripted, decides real requests."""
+    guide = (REPO / "docs" / "ui-client.md").read_text()
+    code = guide.split("```python\n", 1)[1].split("```", 1)[0]
+    namespace: dict[str, Any] = {"__name__": "approver"}
+    exec(compile(code, "approver.py", "exec"), namespace)  # nosec B102 - our own doc
+    typed = ["y", "y", "n"]
+    namespace["input"] = lambda prompt="": typed.pop(0)
+    namespace["getpass"] = lambda prompt="": PASSWORD
+    handler = namespace["handler"]
+    for method in ("ui_approveListing", "ui_approveSignData", "ui_approveTx", "ui_onInputRequired",
+                   "ui_approveNewAccount"):
+        patient_clef.ui.answers[method] = routed(handler, method)
+
+    assert ADDR_B.lower() in patient_clef.rpc("account_list")["result"]
+    hostile = "\x1b[2J\x1b[Hall clear"
+    signature = sign_text(patient_clef, ADDR_B, hostile)["result"]
+    assert Account.recover_message(encode_defunct(text=hostile), signature=signature) == ADDR_B
+    assert error_of(patient_clef.rpc("account_signTransaction", transfer(ADDR_B))) == DENIED
+    assert typed == []
+    shown = capsys.readouterr().out
+    assert "Reveal these accounts?" in shown and "Transaction from" in shown
+    assert "\\u001b[2J\\u001b[Hall clear" in shown and "\x1b" not in shown
 
 
 # --- queueing and waiting forever ---------------------------------------------------------------
