@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import pytest
@@ -24,7 +25,12 @@ from clef.eth.tx import (
     legacy,
     parse_send_tx_args,
 )
-from clef.eth.tx.base import SignedTransaction, UnsignedTransaction
+from clef.eth.tx.base import (
+    FeeCapTransaction,
+    GasPriceTransaction,
+    SignedTransaction,
+    UnsignedTransaction,
+)
 from clef.eth.tx.eip7702 import Authorization
 
 KEY = bytes.fromhex("4c0883a69102937d6231471b5dbb6204fe5129617082792ae468d01a3f362318")
@@ -459,6 +465,30 @@ def test_typed_transactions_validate_on_construction() -> None:
         legacy.LegacyTransaction(1, 2**64, 0, None, 0, b"", 0)
     with pytest.raises(InvalidParams, match="invalid to"):
         legacy.LegacyTransaction(1, 0, 0, b"\x00" * 19, 0, b"", 0)
+
+
+def test_shared_fee_models_are_not_transaction_types() -> None:
+    # The fee-model bases in base.py carry no type byte: building one would sign an untyped blob.
+    with pytest.raises(TypeError, match="not a concrete transaction type"):
+        GasPriceTransaction(1, 0, 0, None, 0, b"", 0)
+    with pytest.raises(TypeError, match="not a concrete transaction type"):
+        FeeCapTransaction(1, 0, 0, None, 0, b"", 0, 0, ())
+
+
+def test_field_order_and_fee_models_per_type() -> None:
+    # Positional construction is part of the API: the shared bases must keep each type's order.
+    def names(cls: type) -> list[str]:
+        return [f.name for f in dataclasses.fields(cls)]
+
+    common = ["chain_id", "nonce", "gas", "to", "value", "data"]
+    fees = ["max_priority_fee_per_gas", "max_fee_per_gas", "access_list"]
+    assert names(legacy.LegacyTransaction) == [*common, "gas_price"]
+    assert names(eip2930.AccessListTransaction) == [*common, "gas_price", "access_list"]
+    assert names(eip1559.DynamicFeeTransaction) == [*common, *fees]
+    assert names(eip4844.BlobTransaction) == [
+        *common, *fees, "max_fee_per_blob_gas", "blob_versioned_hashes"
+    ]
+    assert names(eip7702.SetCodeTransaction) == [*common, *fees, "authorization_list"]
 
 
 # ---------------------------------------------------------------- EIP-7702

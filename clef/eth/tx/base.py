@@ -1,12 +1,14 @@
 """What every transaction type shares: field checks, JSON object decoding, access lists, the
-unsigned/signed pair, RLP and hashing. One subclass per type lives in its own module."""
+unsigned/signed pair, RLP and hashing, and the two fee models (a gas price for types 0-1, the
+EIP-1559 fee caps with an access list for types 2-4). One subclass per type lives in its own
+module."""
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar, TypedDict
 
 import rlp
 
@@ -15,6 +17,9 @@ from clef.eth.address import parse_address
 from clef.eth.hashing import keccak256
 from clef.eth.hexutil import encode_bytes, encode_quantity, parse_bytes
 from clef.eth.secp import SECP256K1_HALF_N, SECP256K1_N, recover_address
+
+if TYPE_CHECKING:
+    from clef.eth.tx.args import SendTxArgs
 
 # Size bounds on attacker-chosen lists and calldata (DoS). geth's transaction pool refuses
 # transactions over 128 KiB, so nothing larger could be broadcast anyway.
@@ -208,6 +213,42 @@ def check_access_list(value: object, name: str = "accessList") -> tuple[AccessTu
     return value
 
 
+def access_list_rlp(access_list: tuple[AccessTuple, ...]) -> list[object]:
+    """The access list as it stands in the signed RLP list."""
+    return [t.to_rlp() for t in access_list]
+
+
+def access_list_json(access_list: tuple[AccessTuple, ...]) -> list[object]:
+    """The access list as it stands in the reference's tx JSON."""
+    return [t.to_json() for t in access_list]
+
+
+class CommonFields(TypedDict):
+    """The constructor arguments every transaction type takes, as common_fields() fills them."""
+
+    chain_id: int
+    nonce: int
+    gas: int
+    to: bytes | None
+    value: int
+    data: bytes
+
+
+def common_fields(args: SendTxArgs, chain_id: int) -> CommonFields:
+    """The shared fields of the transaction args asks for, signed for the configured chain id.
+
+    Raises SignerError("requested chainid N does not match ...") if args.chainId differs.
+    """
+    return CommonFields(
+        chain_id=resolve_chain_id(args.chain_id, chain_id),
+        nonce=args.nonce,
+        gas=args.gas,
+        to=None if args.to is None else args.to.raw,
+        value=args.value,
+        data=args.calldata,
+    )
+
+
 @dataclass(frozen=True)
 class UnsignedTransaction(ABC):
     """A transaction ready to be signed: the fields every type shares, checked on creation."""
@@ -220,8 +261,12 @@ class UnsignedTransaction(ABC):
     data: bytes
 
     tx_type: ClassVar[int]
+    needs_recipient: ClassVar[str] = ""
+    """For types that can never create a contract: the type's name for the error on to=None."""
 
     def __post_init__(self) -> None:
+        if not isinstance(getattr(type(self), "tx_type", None), int):
+            raise TypeError(f"{type(self).__name__} is not a concrete transaction type")
         check_uint(self.chain_id, 256, "chainId")
         check_uint(self.nonce, 64, "nonce")
         check_uint(self.gas, 64, "gas")
@@ -229,6 +274,8 @@ class UnsignedTransaction(ABC):
             check_bytes(self.to, "to", length=20)
         check_uint(self.value, 256, "value")
         check_bytes(self.data, "data", max_len=MAX_DATA_BYTES)
+        if self.to is None and self.needs_recipient:
+            raise InvalidParams(f"invalid to: {self.needs_recipient} needs a recipient")
 
     @property
     def to_rlp(self) -> bytes:
@@ -236,8 +283,28 @@ class UnsignedTransaction(ABC):
         return b"" if self.to is None else self.to
 
     @abstractmethod
+    def fee_payload(self) -> list[object]:
+        """The fee fields of payload(), in RLP order (they stand between nonce and gas)."""
+
+    def tail_payload(self) -> list[object]:
+        """The RLP fields after data: the access list and the type-specific lists."""
+        return []
+
     def payload(self) -> list[object]:
-        """The RLP fields that are signed, without chain-id suffix (legacy) or signature."""
+        """The RLP fields that are signed, without chain-id suffix (legacy) or signature.
+
+        Typed: [chainId, nonce, <fee_payload>, gas, to, value, data, <tail_payload>].
+        """
+        return [
+            self.chain_id,
+            self.nonce,
+            *self.fee_payload(),
+            self.gas,
+            self.to_rlp,
+            self.value,
+            self.data,
+            *self.tail_payload(),
+        ]
 
     @abstractmethod
     def fee_json(self) -> dict[str, object]:
@@ -271,6 +338,64 @@ class UnsignedTransaction(ABC):
     def sign(self, y_parity: int, r: int, s: int) -> SignedTransaction:
         """Attach a signature over signing_hash(); (y_parity, r, s) as sign_hash returns them."""
         return SignedTransaction(self, y_parity, r, s)
+
+
+@dataclass(frozen=True)
+class GasPriceTransaction(UnsignedTransaction):
+    """The fee model of types 0 and 1: one gas price (the 1559 fee fields are null in JSON)."""
+
+    gas_price: int
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check_uint(self.gas_price, 256, "gasPrice")
+
+    def fee_payload(self) -> list[object]:
+        """[gasPrice]."""
+        return [self.gas_price]
+
+    def fee_json(self) -> dict[str, object]:
+        """gasPrice, and the 1559 fee fields as null."""
+        return {
+            "gasPrice": encode_quantity(self.gas_price),
+            "maxPriorityFeePerGas": None,
+            "maxFeePerGas": None,
+        }
+
+
+@dataclass(frozen=True)
+class FeeCapTransaction(UnsignedTransaction):
+    """The fee model of types 2, 3 and 4: EIP-1559 priority fee and fee cap, and an access list."""
+
+    max_priority_fee_per_gas: int
+    max_fee_per_gas: int
+    access_list: tuple[AccessTuple, ...]
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check_uint(self.max_priority_fee_per_gas, 256, "maxPriorityFeePerGas")
+        check_uint(self.max_fee_per_gas, 256, "maxFeePerGas")
+        check_access_list(self.access_list)
+
+    def fee_payload(self) -> list[object]:
+        """[tip, feeCap]."""
+        return [self.max_priority_fee_per_gas, self.max_fee_per_gas]
+
+    def tail_payload(self) -> list[object]:
+        """[accessList]; subclasses append their own lists after it."""
+        return [access_list_rlp(self.access_list)]
+
+    def fee_json(self) -> dict[str, object]:
+        """gasPrice is null; the two fee caps."""
+        return {
+            "gasPrice": None,
+            "maxPriorityFeePerGas": encode_quantity(self.max_priority_fee_per_gas),
+            "maxFeePerGas": encode_quantity(self.max_fee_per_gas),
+        }
+
+    def lists_json(self) -> dict[str, object]:
+        """accessList; subclasses add their own lists after it."""
+        return {"accessList": access_list_json(self.access_list)}
 
 
 @dataclass(frozen=True)

@@ -5,14 +5,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from clef.eth.hexutil import encode_quantity
 from clef.eth.tx.base import (
     TX_TYPE_ACCESS_LIST,
     AccessTuple,
-    UnsignedTransaction,
+    GasPriceTransaction,
+    access_list_json,
+    access_list_rlp,
     check_access_list,
-    check_uint,
-    resolve_chain_id,
+    common_fields,
 )
 
 if TYPE_CHECKING:
@@ -20,43 +20,27 @@ if TYPE_CHECKING:
 
 
 @dataclass(frozen=True)
-class AccessListTransaction(UnsignedTransaction):
-    """Type 1: a legacy gas price plus an access list."""
+class AccessListTransaction(GasPriceTransaction):
+    """Type 1: a legacy gas price plus an access list.
 
-    gas_price: int
+    Signed payload: [chainId, nonce, gasPrice, gas, to, value, data, accessList].
+    """
+
     access_list: tuple[AccessTuple, ...]
 
     tx_type = TX_TYPE_ACCESS_LIST
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        check_uint(self.gas_price, 256, "gasPrice")
         check_access_list(self.access_list)
 
-    def payload(self) -> list[object]:
-        """[chainId, nonce, gasPrice, gas, to, value, data, accessList]."""
-        return [
-            self.chain_id,
-            self.nonce,
-            self.gas_price,
-            self.gas,
-            self.to_rlp,
-            self.value,
-            self.data,
-            [t.to_rlp() for t in self.access_list],
-        ]
-
-    def fee_json(self) -> dict[str, object]:
-        """gasPrice, and the 1559 fee fields as null."""
-        return {
-            "gasPrice": encode_quantity(self.gas_price),
-            "maxPriorityFeePerGas": None,
-            "maxFeePerGas": None,
-        }
+    def tail_payload(self) -> list[object]:
+        """[accessList]."""
+        return [access_list_rlp(self.access_list)]
 
     def lists_json(self) -> dict[str, object]:
         """accessList."""
-        return {"accessList": [t.to_json() for t in self.access_list]}
+        return {"accessList": access_list_json(self.access_list)}
 
 
 def build_transaction(args: SendTxArgs, chain_id: int) -> AccessListTransaction:
@@ -64,12 +48,7 @@ def build_transaction(args: SendTxArgs, chain_id: int) -> AccessListTransaction:
     if args.tx_type != TX_TYPE_ACCESS_LIST or args.access_list is None:
         raise ValueError("not an access-list transaction request")
     return AccessListTransaction(
-        chain_id=resolve_chain_id(args.chain_id, chain_id),
-        nonce=args.nonce,
-        gas=args.gas,
-        to=None if args.to is None else args.to.raw,
-        value=args.value,
-        data=args.calldata,
+        **common_fields(args, chain_id),
         gas_price=args.gas_price or 0,
         access_list=args.access_list,
     )

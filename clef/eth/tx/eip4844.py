@@ -10,12 +10,10 @@ from clef.eth.hexutil import encode_bytes, encode_quantity
 from clef.eth.tx.base import (
     MAX_BLOB_HASHES,
     TX_TYPE_BLOB,
-    AccessTuple,
-    UnsignedTransaction,
-    check_access_list,
+    FeeCapTransaction,
     check_bytes,
     check_uint,
-    resolve_chain_id,
+    common_fields,
 )
 
 if TYPE_CHECKING:
@@ -23,24 +21,21 @@ if TYPE_CHECKING:
 
 
 @dataclass(frozen=True)
-class BlobTransaction(UnsignedTransaction):
-    """Type 3: 1559 fees, a blob fee cap and at least one versioned blob hash; never a creation."""
+class BlobTransaction(FeeCapTransaction):
+    """Type 3: 1559 fees, a blob fee cap and at least one versioned blob hash; never a creation.
 
-    max_priority_fee_per_gas: int
-    max_fee_per_gas: int
-    access_list: tuple[AccessTuple, ...]
+    Signed payload: [chainId, nonce, tip, feeCap, gas, to, value, data, accessList, blobFeeCap,
+    blobVersionedHashes].
+    """
+
     max_fee_per_blob_gas: int
     blob_versioned_hashes: tuple[bytes, ...]
 
     tx_type = TX_TYPE_BLOB
+    needs_recipient = "a blob transaction"
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        if self.to is None:
-            raise InvalidParams("invalid to: a blob transaction needs a recipient")
-        check_uint(self.max_priority_fee_per_gas, 256, "maxPriorityFeePerGas")
-        check_uint(self.max_fee_per_gas, 256, "maxFeePerGas")
-        check_access_list(self.access_list)
         check_uint(self.max_fee_per_blob_gas, 256, "maxFeePerBlobGas")
         hashes = self.blob_versioned_hashes
         if not isinstance(hashes, tuple) or not 0 < len(hashes) <= MAX_BLOB_HASHES:
@@ -48,35 +43,18 @@ class BlobTransaction(UnsignedTransaction):
         for item in hashes:
             check_bytes(item, "blobVersionedHashes", length=32)
 
-    def payload(self) -> list[object]:
-        """[chainId, nonce, tip, feeCap, gas, to, value, data, accessList, blobFeeCap, hashes]."""
-        return [
-            self.chain_id,
-            self.nonce,
-            self.max_priority_fee_per_gas,
-            self.max_fee_per_gas,
-            self.gas,
-            self.to_rlp,
-            self.value,
-            self.data,
-            [t.to_rlp() for t in self.access_list],
-            self.max_fee_per_blob_gas,
-            list(self.blob_versioned_hashes),
-        ]
+    def tail_payload(self) -> list[object]:
+        """[accessList, blobFeeCap, blobVersionedHashes]."""
+        return [*super().tail_payload(), self.max_fee_per_blob_gas, list(self.blob_versioned_hashes)]
 
     def fee_json(self) -> dict[str, object]:
         """gasPrice is null; the two fee caps and the blob fee cap."""
-        return {
-            "gasPrice": None,
-            "maxPriorityFeePerGas": encode_quantity(self.max_priority_fee_per_gas),
-            "maxFeePerGas": encode_quantity(self.max_fee_per_gas),
-            "maxFeePerBlobGas": encode_quantity(self.max_fee_per_blob_gas),
-        }
+        return {**super().fee_json(), "maxFeePerBlobGas": encode_quantity(self.max_fee_per_blob_gas)}
 
     def lists_json(self) -> dict[str, object]:
         """accessList and blobVersionedHashes."""
         return {
-            "accessList": [t.to_json() for t in self.access_list],
+            **super().lists_json(),
             "blobVersionedHashes": [encode_bytes(h) for h in self.blob_versioned_hashes],
         }
 
@@ -93,12 +71,7 @@ def build_transaction(args: SendTxArgs, chain_id: int) -> BlobTransaction:
     ):
         raise ValueError("not a complete blob transaction request")
     return BlobTransaction(
-        chain_id=resolve_chain_id(args.chain_id, chain_id),
-        nonce=args.nonce,
-        gas=args.gas,
-        to=args.to.raw,
-        value=args.value,
-        data=args.calldata,
+        **common_fields(args, chain_id),
         max_priority_fee_per_gas=args.max_priority_fee_per_gas,
         max_fee_per_gas=args.max_fee_per_gas,
         access_list=args.access_list or (),

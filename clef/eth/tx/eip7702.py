@@ -17,14 +17,12 @@ from clef.eth.secp import SECP256K1_HALF_N, SECP256K1_N, recover_address
 from clef.eth.tx.base import (
     MAX_AUTHORIZATIONS,
     TX_TYPE_SET_CODE,
-    AccessTuple,
-    UnsignedTransaction,
-    check_access_list,
+    FeeCapTransaction,
     check_bytes,
     check_uint,
+    common_fields,
     json_list,
     object_fields,
-    resolve_chain_id,
     rlp_encode,
 )
 
@@ -117,52 +115,30 @@ def parse_authorization_list(
 
 
 @dataclass(frozen=True)
-class SetCodeTransaction(UnsignedTransaction):
-    """Type 4: EIP-1559 fees plus a non-empty authorization list; never a contract creation."""
+class SetCodeTransaction(FeeCapTransaction):
+    """Type 4: EIP-1559 fees plus a non-empty authorization list; never a contract creation.
 
-    max_priority_fee_per_gas: int
-    max_fee_per_gas: int
-    access_list: tuple[AccessTuple, ...]
+    Signed payload: [chainId, nonce, tip, feeCap, gas, to, value, data, accessList,
+    authorizationList].
+    """
+
     authorization_list: tuple[Authorization, ...]
 
     tx_type = TX_TYPE_SET_CODE
+    needs_recipient = "a set-code (EIP-7702) transaction"
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        if self.to is None:
-            raise InvalidParams("invalid to: a set-code (EIP-7702) transaction needs a recipient")
-        check_uint(self.max_priority_fee_per_gas, 256, "maxPriorityFeePerGas")
-        check_uint(self.max_fee_per_gas, 256, "maxFeePerGas")
-        check_access_list(self.access_list)
         check_authorization_list(self.authorization_list)
 
-    def payload(self) -> list[object]:
-        """[chainId, nonce, tip, feeCap, gas, to, value, data, accessList, authorizationList]."""
-        return [
-            self.chain_id,
-            self.nonce,
-            self.max_priority_fee_per_gas,
-            self.max_fee_per_gas,
-            self.gas,
-            self.to_rlp,
-            self.value,
-            self.data,
-            [t.to_rlp() for t in self.access_list],
-            [a.to_rlp() for a in self.authorization_list],
-        ]
-
-    def fee_json(self) -> dict[str, object]:
-        """gasPrice is null; the two 1559 fee caps."""
-        return {
-            "gasPrice": None,
-            "maxPriorityFeePerGas": encode_quantity(self.max_priority_fee_per_gas),
-            "maxFeePerGas": encode_quantity(self.max_fee_per_gas),
-        }
+    def tail_payload(self) -> list[object]:
+        """[accessList, authorizationList]."""
+        return [*super().tail_payload(), [a.to_rlp() for a in self.authorization_list]]
 
     def lists_json(self) -> dict[str, object]:
         """accessList and authorizationList."""
         return {
-            "accessList": [t.to_json() for t in self.access_list],
+            **super().lists_json(),
             "authorizationList": [a.to_json() for a in self.authorization_list],
         }
 
@@ -188,12 +164,7 @@ def build_transaction(args: SendTxArgs, chain_id: int) -> SetCodeTransaction:
     if args.max_fee_per_gas is None or args.max_priority_fee_per_gas is None:
         raise ValueError("set-code transaction request without fee caps")
     return SetCodeTransaction(
-        chain_id=resolve_chain_id(args.chain_id, chain_id),
-        nonce=args.nonce,
-        gas=args.gas,
-        to=args.to.raw,
-        value=args.value,
-        data=args.calldata,
+        **common_fields(args, chain_id),
         max_priority_fee_per_gas=args.max_priority_fee_per_gas,
         max_fee_per_gas=args.max_fee_per_gas,
         access_list=args.access_list or (),

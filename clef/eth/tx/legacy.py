@@ -6,30 +6,17 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from clef.eth.hashing import keccak256
-from clef.eth.hexutil import encode_quantity
-from clef.eth.tx.base import (
-    TX_TYPE_LEGACY,
-    UnsignedTransaction,
-    check_uint,
-    resolve_chain_id,
-    rlp_encode,
-)
+from clef.eth.tx.base import TX_TYPE_LEGACY, GasPriceTransaction, common_fields, rlp_encode
 
 if TYPE_CHECKING:
     from clef.eth.tx.args import SendTxArgs
 
 
 @dataclass(frozen=True)
-class LegacyTransaction(UnsignedTransaction):
+class LegacyTransaction(GasPriceTransaction):
     """Type 0; chain_id 0 means unprotected (pre-EIP-155, v = 27/28), as with --chainid 0."""
 
-    gas_price: int
-
     tx_type = TX_TYPE_LEGACY
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        check_uint(self.gas_price, 256, "gasPrice")
 
     def payload(self) -> list[object]:
         """[nonce, gasPrice, gas, to, value, data]."""
@@ -56,25 +43,9 @@ class LegacyTransaction(UnsignedTransaction):
         """rlp(payload ‖ [v, r, s]), with no type byte."""
         return rlp_encode([*self.payload(), v, r, s])
 
-    def fee_json(self) -> dict[str, object]:
-        """gasPrice, and the 1559 fee fields as null."""
-        return {
-            "gasPrice": encode_quantity(self.gas_price),
-            "maxPriorityFeePerGas": None,
-            "maxFeePerGas": None,
-        }
-
 
 def build_transaction(args: SendTxArgs, chain_id: int) -> LegacyTransaction:
     """Build the legacy transaction for args; a missing gasPrice is 0, as in the reference."""
     if args.tx_type != TX_TYPE_LEGACY:
         raise ValueError("not a legacy transaction request")
-    return LegacyTransaction(
-        chain_id=resolve_chain_id(args.chain_id, chain_id),
-        nonce=args.nonce,
-        gas=args.gas,
-        to=None if args.to is None else args.to.raw,
-        value=args.value,
-        data=args.calldata,
-        gas_price=args.gas_price or 0,
-    )
+    return LegacyTransaction(**common_fields(args, chain_id), gas_price=args.gas_price or 0)
