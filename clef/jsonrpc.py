@@ -6,7 +6,10 @@ Nothing here performs I/O, so it can be fuzzed and property-tested directly.
 
 from __future__ import annotations
 
+import itertools
 import json
+import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -15,34 +18,72 @@ from clef.errors import ClefError, InvalidRequest, ParseError
 MAX_MESSAGE = 5 * 1024 * 1024
 MAX_DEPTH = 64
 
+_JSON_STRING = re.compile(r'"[^"]*"')
+_NOT_BRACKET = re.compile(r"[^\[\]{}]+")
+_BRACKET_STEP = {"[": 1, "{": 1, "]": -1, "}": -1}
+
+
+class _DuplicateKey(ValueError):
+    def __init__(self, key: str) -> None:
+        super().__init__(key)
+        self.key = key
+
 
 def _reject_constant(name: str) -> Any:
     raise ValueError(f"invalid JSON constant {name}")
 
 
 def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    # Two values for one key would let a proxy and this signer read different requests.
+    # Parsers disagree on which of two values for one key wins, so a proxy, a UI or a rule
+    # and this signer could read different requests: refuse instead of guessing.
     out: dict[str, Any] = {}
     for key, value in pairs:
         if key in out:
-            raise ValueError(f"duplicate key {key!r}")
+            raise _DuplicateKey(key)
         out[key] = value
     return out
 
 
+def loads_bounded(
+    text: bytes | str,
+    *,
+    max_depth: int,
+    error: Callable[[str], Exception],
+    duplicate: Callable[[str], Exception] | None = None,
+    invalid_utf8: str = "JSON is not valid UTF-8",
+) -> Any:
+    """Parse untrusted JSON strictly: UTF-8, no NaN/Infinity, no duplicate keys, bounded nesting.
+
+    Every failure raises error(detail): `invalid_utf8`, "JSON nested deeper than N levels" or
+    the decoder's message. A repeated key raises duplicate(key) if given, else
+    error("duplicate key 'k'"). Sizes are the caller's to bound before calling.
+    """
+    if isinstance(text, bytes):
+        try:
+            text = text.decode("utf-8")
+        except UnicodeDecodeError:
+            raise error(invalid_utf8) from None
+    # The C decoder recurses on the C stack: deep nesting can crash the process outright
+    # (a RecursionError is not guaranteed), so the depth is measured before decoding.
+    if nesting_depth(text) > max_depth:
+        raise error(f"JSON nested deeper than {max_depth} levels")
+    try:
+        return json.loads(text, parse_constant=_reject_constant, object_pairs_hook=_no_duplicates)
+    except _DuplicateKey as exc:
+        if duplicate is not None:
+            raise duplicate(exc.key) from None
+        raise error(f"duplicate key {exc.key!r}") from None
+    except RecursionError:
+        raise error("JSON nested too deeply") from None
+    except ValueError as exc:
+        raise error(str(exc)) from None
+
+
 def loads(data: bytes | str) -> Any:
     """Parse JSON strictly (no NaN/Infinity, bounded nesting) or raise ParseError."""
-    if isinstance(data, bytes):
-        try:
-            data = data.decode("utf-8")
-        except UnicodeDecodeError:
-            raise ParseError("invalid UTF-8 in request") from None
-    if nesting_depth(data) > MAX_DEPTH:
-        raise ParseError(f"JSON nested deeper than {MAX_DEPTH} levels")
-    try:
-        return json.loads(data, parse_constant=_reject_constant, object_pairs_hook=_no_duplicates)
-    except (ValueError, RecursionError) as exc:
-        raise ParseError(str(exc)) from None
+    return loads_bounded(
+        data, max_depth=MAX_DEPTH, error=ParseError, invalid_utf8="invalid UTF-8 in request"
+    )
 
 
 def dumps(obj: Any) -> bytes:
@@ -51,25 +92,16 @@ def dumps(obj: Any) -> bytes:
 
 
 def nesting_depth(text: str) -> int:
-    """Deepest [/{ nesting outside strings (checked before parsing: deep JSON can crash CPython)."""
-    depth = best = 0
-    in_string = escaped = False
-    for ch in text:
-        if in_string:
-            if escaped:
-                escaped = False
-            elif ch == "\\":
-                escaped = True
-            elif ch == '"':
-                in_string = False
-        elif ch == '"':
-            in_string = True
-        elif ch in "[{":
-            depth += 1
-            best = max(best, depth)
-        elif ch in "]}":
-            depth -= 1
-    return best
+    """Deepest [/{ nesting outside strings (checked before parsing: deep JSON can crash CPython).
+
+    Runs in C-speed passes. Exact for valid JSON; for invalid JSON it may over-count, never
+    under-count, the nesting a parser reaches before it stops at the first error.
+    """
+    # Escape pairs first (left to right, as JSON reads them), then escaped quotes: every
+    # remaining quote delimits a string, and brackets inside strings are dropped with it.
+    body = text.replace("\\\\", "").replace('\\"', "")
+    body = _NOT_BRACKET.sub("", _JSON_STRING.sub("", body))
+    return max(itertools.accumulate(map(_BRACKET_STEP.__getitem__, body), initial=0))
 
 
 class StreamSplitter:

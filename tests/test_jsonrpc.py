@@ -114,6 +114,86 @@ def test_loads_only_raises_parse_error_on_arbitrary_bytes(data: bytes) -> None:
         jsonrpc.loads(data)
 
 
+def _reference_depth(text: str) -> int:
+    """A character-by-character state machine: the oracle for nesting_depth on valid JSON."""
+    depth = best = 0
+    in_string = escaped = False
+    for ch in text:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif ch == "\\":
+                escaped = True
+            elif ch == '"':
+                in_string = False
+        elif ch == '"':
+            in_string = True
+        elif ch in "[{":
+            depth += 1
+            best = max(best, depth)
+        elif ch in "]}":
+            depth -= 1
+    return best
+
+
+class _Refused(Exception):
+    pass
+
+
+def _refuse(detail: str) -> _Refused:
+    return _Refused(detail)
+
+
+@settings(max_examples=300)
+@given(json_values, st.booleans(), st.sampled_from([None, 1]))
+def test_nesting_depth_is_exact_on_valid_json(value: Any, ascii_only: bool,
+                                              indent: int | None) -> None:
+    text = json.dumps(value, ensure_ascii=ascii_only, indent=indent)
+    assert jsonrpc.nesting_depth(text) == _reference_depth(text)
+
+
+@settings(max_examples=500)
+@given(tricky_text | st.text(max_size=40))
+def test_nesting_depth_never_under_counts_what_the_parser_reads(text: str) -> None:
+    # Before the first error the text is a valid JSON prefix, where the oracle is exact.
+    try:
+        json.loads(text)
+        read = text
+    except json.JSONDecodeError as exc:
+        read = text[: exc.pos]
+    except RecursionError:  # pragma: no cover - inputs here are shallow
+        read = text
+    assert jsonrpc.nesting_depth(text) >= _reference_depth(read)
+
+
+def test_loads_bounded_reports_through_the_callers_error() -> None:
+    ok = "[" * 8 + "]" * 8
+    assert jsonrpc.loads_bounded(ok, max_depth=8, error=_refuse) == json.loads(ok)
+    cases = [
+        (b"[" * 9 + b"]" * 9, "JSON nested deeper than 8 levels"),
+        (b'{"a":1,"a":2}', "duplicate key 'a'"),
+        (b"[NaN]", "invalid JSON constant NaN"),
+        (b'"\xff"', "JSON is not valid UTF-8"),
+        (b"[1,]", "Expecting value"),
+    ]
+    for raw, detail in cases:
+        with pytest.raises(_Refused, match=detail):
+            jsonrpc.loads_bounded(raw, max_depth=8, error=_refuse)
+    with pytest.raises(_Refused, match=r"^bad bytes$"):
+        jsonrpc.loads_bounded(b"\xff", max_depth=8, error=_refuse, invalid_utf8="bad bytes")
+    with pytest.raises(KeyError, match="k"):
+        jsonrpc.loads_bounded('{"k":1,"k":1}', max_depth=8, error=_refuse, duplicate=KeyError)
+    # A repeated key is refused at any depth, even with the same value.
+    with pytest.raises(_Refused, match="duplicate key 'b'"):
+        jsonrpc.loads_bounded('[{"x":{"b":1,"b":1}}]', max_depth=8, error=_refuse)
+
+
+@given(st.binary(max_size=200) | st.text(max_size=200), st.integers(min_value=0, max_value=8))
+def test_loads_bounded_only_raises_the_callers_error(data: bytes | str, depth: int) -> None:
+    with contextlib.suppress(_Refused):
+        jsonrpc.loads_bounded(data, max_depth=depth, error=_refuse)
+
+
 # --- StreamSplitter -----------------------------------------------------------------------------
 
 

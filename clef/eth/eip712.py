@@ -31,6 +31,7 @@ from typing import Any
 from clef.errors import InvalidParams, SignerError
 from clef.eth.address import is_hex_address, to_checksum
 from clef.eth.hashing import keccak256
+from clef.jsonrpc import loads_bounded
 
 DOMAIN_TYPE = "EIP712Domain"
 DOMAIN_KEYS = ("name", "version", "chainId", "verifyingContract", "salt")
@@ -54,9 +55,6 @@ _HEX_NUMBER = re.compile(r"0[xX]([0-9a-fA-F]+)")
 _HEX_BYTES = re.compile(r"0[xX](?:[0-9a-fA-F]{2})*")
 _MAX_ERROR_TEXT = 200
 _MAX_ERROR_ITEMS = 64
-_JSON_STRING = re.compile(rb'"[^"]*"')
-_NOT_BRACKET = bytes(b for b in range(256) if b not in b"[]{}")
-_BRACKET_STEP = {ord("["): 1, ord("{"): 1, ord("]"): -1, ord("}"): -1}
 _INT64_MIN = -(1 << 63)
 _INT64_LIMIT = 1 << 63
 
@@ -681,59 +679,20 @@ def _domain_map(raw: object) -> dict[str, object]:
     return out
 
 
-class _DuplicateKey(ValueError):
-    pass
-
-
-def _reject_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in out:
-            # Parsers disagree on which duplicate wins; refuse instead of guessing.
-            raise _DuplicateKey(f"duplicate key {_quote(key)}")
-        out[key] = value
-    return out
-
-
-def _reject_constant(name: str) -> None:
-    raise ValueError(f"invalid JSON constant {name}")
-
-
-def json_nesting(text: bytes) -> int:
-    """The deepest [ / { nesting of JSON text, in C-speed passes (strings and escapes skipped).
-
-    Exact for valid JSON; for invalid JSON it may over-count, never under-count the nesting
-    reached before the parser would stop at the first error.
-    """
-    # Escape pairs first (left to right, as JSON reads them), then escaped quotes: every
-    # remaining quote delimits a string, and brackets inside strings are dropped with it.
-    body = text.replace(b"\\\\", b"").replace(b'\\"', b"")
-    body = _JSON_STRING.sub(b"", body).translate(None, _NOT_BRACKET)
-    return max(itertools.accumulate(map(_BRACKET_STEP.__getitem__, body)), default=0)
+def _typed_data_error(detail: str) -> InvalidParams:
+    return InvalidParams(f"invalid typed data: {detail}")
 
 
 def load_json(text: bytes) -> object:
     """Decode untrusted JSON bytes (size-capped, strict UTF-8, no NaN, no duplicate keys)."""
     if len(text) > MAX_JSON_BYTES:
         raise SignerError(f"typed data JSON is larger than {MAX_JSON_BYTES} bytes")
-    # The C decoder recurses on the C stack: deep nesting can crash the process outright
-    # (a RecursionError is not guaranteed), so the depth is measured before decoding.
-    if json_nesting(text) > MAX_JSON_NESTING:
-        raise InvalidParams(
-            f"invalid typed data: JSON nested deeper than {MAX_JSON_NESTING} levels"
-        )
-    try:
-        decoded = text.decode("utf-8")
-    except UnicodeDecodeError:
-        raise InvalidParams("invalid typed data: JSON is not valid UTF-8") from None
-    try:
-        return json.loads(
-            decoded, object_pairs_hook=_reject_duplicates, parse_constant=_reject_constant
-        )
-    except RecursionError:
-        raise InvalidParams("invalid typed data: JSON nested too deeply") from None
-    except ValueError as exc:
-        raise InvalidParams(f"invalid typed data: {exc}") from None
+    return loads_bounded(
+        text,
+        max_depth=MAX_JSON_NESTING,
+        error=_typed_data_error,
+        duplicate=lambda key: _typed_data_error(f"duplicate key {_quote(key)}"),
+    )
 
 
 @dataclass(frozen=True)
