@@ -43,6 +43,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Final
 
+from clef.jsonrpc import MAX_DEPTH, loads_bounded
 from policy.abi import MAX_SIGNATURE_LENGTH, AbiError, parse_signature
 
 log = logging.getLogger(__name__)
@@ -128,19 +129,12 @@ def _parse_lines(text: bytes) -> tuple[bytes, list[bytes]] | None:
 
 def _parse_json(text: bytes) -> tuple[bytes, list[bytes]]:
     """Any JSON object of selector -> signature (slower, builds a dict)."""
-
-    def pairs(items: list[tuple[str, object]]) -> dict[str, object]:
-        result: dict[str, object] = {}
-        for key, value in items:
-            if key in result:
-                raise FourByteError(f"duplicate selector {key!r}")
-            result[key] = value
-        return result
-
-    try:
-        document = json.loads(text, object_pairs_hook=pairs)
-    except (ValueError, RecursionError) as exc:
-        raise FourByteError(f"invalid JSON: {exc}") from None
+    document = loads_bounded(
+        text,
+        max_depth=MAX_DEPTH,
+        error=lambda detail: FourByteError(f"invalid JSON: {detail}"),
+        duplicate=lambda key: FourByteError(f"duplicate selector {key!r}"),
+    )
     if not isinstance(document, dict):
         raise FourByteError("the database must be one JSON object")
     entries = sorted(_check_entry(k, v) for k, v in document.items())

@@ -218,6 +218,17 @@ def test_malformed_sources_are_refused(tmp_path: Path, content: bytes) -> None:
         build_compact(source)
 
 
+def test_deep_or_non_utf8_sources_are_refused_before_decoding(tmp_path: Path) -> None:
+    # The C decoder recurses on the C stack: a deep source is refused before it is parsed.
+    source = tmp_path / "deep.json"
+    source.write_bytes(b"[" * 200_000)
+    with pytest.raises(FourByteError, match="nested deeper than"):
+        build_compact(source)
+    source.write_bytes(b'{"a9059cbb":"f()",\n"deadbeef":"g()"}\xff')
+    with pytest.raises(FourByteError, match="not valid UTF-8"):
+        build_compact(source)
+
+
 def test_corrupt_xz_source_is_refused(tmp_path: Path) -> None:
     source = tmp_path / "bad.json.xz"
     source.write_bytes(lzma.compress(b'{\n"a9059cbb":"f()"\n}\n')[:-10])
