@@ -185,6 +185,14 @@ class Batch:
     items: list[Request | ClefError | None] = field(default_factory=list)
     ids: list[Any] = field(default_factory=list)
 
+    def add(self, obj: Any) -> None:
+        """Validate one envelope and keep it, or its InvalidRequest, with its id (if any)."""
+        self.ids.append(obj.get("id") if isinstance(obj, dict) else None)
+        try:
+            self.items.append(parse_request_object(obj))
+        except ClefError as exc:
+            self.items.append(exc)
+
 
 def parse_request_object(obj: Any) -> Request:
     """Validate one request envelope; raise InvalidRequest on a malformed one."""
@@ -223,18 +231,10 @@ def parse_message(raw: bytes | str, *, batch_limit: int | None) -> Batch:
             raise InvalidRequest("batch too large")
         batch = Batch(is_batch=True)
         for item in obj:
-            batch.ids.append(item.get("id") if isinstance(item, dict) else None)
-            try:
-                batch.items.append(parse_request_object(item))
-            except ClefError as exc:
-                batch.items.append(exc)
+            batch.add(item)
         return batch
     batch = Batch(is_batch=False)
-    batch.ids.append(obj.get("id") if isinstance(obj, dict) else None)
-    try:
-        batch.items.append(parse_request_object(obj))
-    except ClefError as exc:
-        batch.items.append(exc)
+    batch.add(obj)
     return batch
 
 
