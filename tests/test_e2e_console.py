@@ -15,6 +15,7 @@ import json
 import os
 import re
 import signal
+import socket
 import struct
 import subprocess
 import termios
@@ -543,6 +544,41 @@ def test_concurrent_requests_are_shown_one_after_the_other(console: ConsoleClef,
     assert "queue-first" not in tx_block and tx_block.count("Request context:") == 1
 
 
+def test_a_double_pressed_y_approves_only_the_request_on_screen(console: ConsoleClef,
+                                                                screen: Screen) -> None:
+    first = console.http_bg("account_list", headers={"User-Agent": "double-first"})
+    ask(console, '"double-first"')
+    second = console.http_bg("account_list", headers={"User-Agent": "double-second"})
+    assert console.audit_shows("double-second")
+    screen.type("y\ny\n")  # one keypress too many, typed before the second request is shown
+    assert first.result(30)["result"] == [SENDER.lower()]
+    ask(console, '"double-second"')
+    time.sleep(0.5)
+    assert not second.done()  # the extra `y` was typed ahead of this prompt: discarded
+    screen.type("n\n")
+    assert second.result(30)["error"] == DENIED
+
+
+def test_caller_disconnect_withdraws_the_prompt(console: ConsoleClef, screen: Screen) -> None:
+    body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": "account_list", "params": []})
+    with socket.create_connection(("127.0.0.1", console.port), timeout=30) as sock:
+        sock.sendall(f"POST / HTTP/1.1\r\nHost: 127.0.0.1:{console.port}\r\n"
+                     "Content-Type: application/json\r\nUser-Agent: goes-away\r\n"
+                     f"Content-Length: {len(body)}\r\n\r\n{body}".encode())
+        ask(console, '"goes-away"')
+    after = screen.expect("The listing request was withdrawn: the caller disconnected.\n")
+    assert WITHDRAWN in after and "## Info " in after
+    # Nothing typed for the withdrawn prompt counts; the console goes on with the next request.
+    screen.type("y\n")
+    time.sleep(0.3)
+    nxt = console.http_bg("account_list", headers={"User-Agent": "after-disconnect"})
+    ask(console, '"after-disconnect"')
+    time.sleep(0.5)
+    assert not nxt.done()
+    screen.type("n\n")
+    assert nxt.result(30)["error"] == DENIED
+
+
 # --- start-up refusal and approval timeouts (instances of their own) ----------------------------
 
 
@@ -587,5 +623,15 @@ def test_approval_timeout_withdraws_the_prompt(tmp_path: Path) -> None:
         ask(clef, '"late-y"', PROMPT_PLAIN)
         assert listing.result(30)["error"] == TIMED_OUT
         screen.expect(WITHDRAWN)
+        # The timeout also covers the password prompt; the terminal gets its echo back.
+        signing = clef.http_bg("account_signTransaction", plain_tx(),
+                               headers={"User-Agent": "forgot-password"})
+        ask(clef, '"forgot-password"', PROMPT_PLAIN)
+        screen.type("y\n")
+        screen.expect(f"Please enter the password for account {SENDER}\n> ")
+        assert not screen.echo_on()
+        assert signing.result(30)["error"] == TIMED_OUT
+        assert WITHDRAWN in screen.expect("timed out waiting for approval and was rejected.\n")
+        assert screen.echo_on()
     finally:
         clef.close()
