@@ -651,20 +651,25 @@ def _parse_chain_id(raw: object) -> int:
     )
 
 
+def _refuse_case_variants(obj: dict[Any, Any], known: tuple[str, ...], what: str) -> None:
+    """Refuse a key that differs from one of `known` only in case."""
+    # geth matched these keys case-insensitively; a "ChainID" next to "chainId" would
+    # leave it to key order which one is signed, so variants are refused.
+    spelled = {key.lower(): key for key in known}
+    for key in obj:
+        if isinstance(key, str) and key not in known and key.lower() in spelled:
+            raise InvalidParams(
+                f'invalid typed data: {what} "{key}" must be spelled "{spelled[key.lower()]}"'
+            )
+
+
 def _domain_map(raw: object) -> dict[str, object]:
     """The domain as geth's TypedDataDomain.Map(): the five standard keys, empty ones dropped."""
     if raw is None:
         raw = {}
     if not isinstance(raw, dict):
         raise InvalidParams("invalid typed data: domain must be a JSON object")
-    spelled = {key.lower(): key for key in DOMAIN_KEYS}
-    for key in raw:
-        # geth matched these keys case-insensitively; a "ChainID" next to "chainId" would
-        # leave it to key order which one is signed, so variants are refused.
-        if isinstance(key, str) and key not in DOMAIN_KEYS and key.lower() in spelled:
-            raise InvalidParams(
-                f'invalid typed data: domain key "{key}" must be spelled "{spelled[key.lower()]}"'
-            )
+    _refuse_case_variants(raw, DOMAIN_KEYS, "domain key")
     out: dict[str, object] = {}
     for key in DOMAIN_KEYS:
         value = raw.get(key)
@@ -727,12 +732,7 @@ class TypedData:
         """Parse a `{types, primaryType, domain, message}` JSON object from an untrusted caller."""
         if not isinstance(obj, dict):
             raise InvalidParams("invalid typed data: not a JSON object")
-        spelled = {key.lower(): key for key in _TOP_LEVEL_KEYS}
-        for key in obj:
-            if isinstance(key, str) and key not in _TOP_LEVEL_KEYS and key.lower() in spelled:
-                raise InvalidParams(
-                    f'invalid typed data: key "{key}" must be spelled "{spelled[key.lower()]}"'
-                )
+        _refuse_case_variants(obj, _TOP_LEVEL_KEYS, "key")
         primary = obj.get("primaryType")
         if primary is None:
             primary = ""
