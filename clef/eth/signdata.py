@@ -137,21 +137,22 @@ def _plain(data: object) -> SignDataPlan:
     return SignDataPlan(TEXT_PLAIN, raw, tuple(rows), keccak256(raw), 27)
 
 
+def _required_hex(value: object, what: str) -> bytes:
+    """decode_hex for one validator field: errors name the field, empty bytes are refused."""
+    try:
+        raw = decode_hex(value)
+    except SignerError as exc:
+        raise SignerError(f"{what} error: {exc.message}") from None
+    if not raw:
+        raise SignerError(f"{what} is undefined")
+    return raw
+
+
 def _validator(media: str, data: object) -> SignDataPlan:
     if not isinstance(data, dict):
         raise SignerError("validator input is not a map[string]interface{}")
-    try:
-        address_bytes = decode_hex(data.get("address"))
-    except SignerError as exc:
-        raise SignerError(f"validator address error: {exc.message}") from None
-    if not address_bytes:
-        raise SignerError("validator address is undefined")
-    try:
-        message = decode_hex(data.get("message"))
-    except SignerError as exc:
-        raise SignerError(f"message error: {exc.message}") from None
-    if not message:
-        raise SignerError("message is undefined")
+    address_bytes = _required_hex(data.get("address"), "validator address")
+    message = _required_hex(data.get("message"), "message")
     # common.BytesToAddress: left-pad short input, keep the last 20 bytes of long input.
     address = address_bytes[-20:].rjust(20, b"\x00")
     raw = b"\x19\x00" + address + message
