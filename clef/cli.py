@@ -192,7 +192,7 @@ def build_config(values: dict[str, Any]) -> Any:
     )
 
 
-_CONTROL = {c: f"\\x{c:02x}" for c in [*range(0x20), 0x7F, *range(0x80, 0xA0)] if c != 0x0A}
+_CONTROL = {c: f"\\x{c:02x}" for c in [*range(0x20), 0x7F, *range(0x80, 0xA0)]}
 _CONTROL.update({c: f"\\u{c:04x}" for c in [*range(0x202A, 0x202F), *range(0x2066, 0x206A),
                                                0x200B, 0x200C, 0x200D, 0x200E, 0x200F, 0xFEFF]})
 

@@ -195,9 +195,14 @@ class NetSupervisor:
             for scope in in_flight.values():
                 scope.cancel()
             worker.kill()
+            # A cancelled supervisor (clef is stopping) has an effective deadline of -inf.
+            stopping = trio.current_effective_deadline() == float("-inf")
             with trio.CancelScope(shield=True):
                 code = await trio.to_thread.run_sync(worker.wait)
-                log.warning("net worker %d exited (status %s); restarting", worker.pid, code)
+                if stopping:
+                    log.info("net worker %d stopped", worker.pid)
+                else:
+                    log.warning("net worker %d exited (status %s); restarting", worker.pid, code)
             worker.sock.close()
             self.worker_ready.set()
 
