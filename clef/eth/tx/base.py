@@ -113,6 +113,22 @@ def object_fields(value: object, name: str, known: Sequence[str]) -> dict[str, o
     return out
 
 
+def required_fields(
+    value: object, name: str, known: Sequence[str], go_type: str
+) -> dict[str, object]:
+    """object_fields() of a JSON object whose known keys are all required (null is missing).
+
+    The error is the reference's gencodec text: "missing required field 'k' for <go_type>".
+    """
+    fields = object_fields(value, name, known)
+    for required in known:
+        if required not in fields:
+            raise InvalidParams(
+                f"invalid {name}: missing required field '{required}' for {go_type}"
+            )
+    return fields
+
+
 def json_list(value: object, name: str, max_items: int) -> list[object]:
     """Check that value is a JSON array of at most max_items elements (checked before any work)."""
     if not isinstance(value, list):
@@ -164,12 +180,7 @@ class AccessTuple:
     @classmethod
     def from_json(cls, value: object, name: str) -> AccessTuple:
         """Parse {"address", "storageKeys"} (both required, as in geth's gencodec)."""
-        fields = object_fields(value, name, ("address", "storageKeys"))
-        for required in ("address", "storageKeys"):
-            if required not in fields:
-                raise InvalidParams(
-                    f"invalid {name}: missing required field '{required}' for AccessTuple"
-                )
+        fields = required_fields(value, name, ("address", "storageKeys"), "AccessTuple")
         address = parse_address(fields["address"], f"{name}.address")
         keys = json_list(fields["storageKeys"], f"{name}.storageKeys", MAX_STORAGE_KEYS)
         return cls(

@@ -22,7 +22,7 @@ from clef.eth.tx.base import (
     check_uint,
     common_fields,
     json_list,
-    object_fields,
+    required_fields,
     rlp_encode,
 )
 
@@ -56,12 +56,7 @@ class Authorization:
     @classmethod
     def from_json(cls, value: object, name: str) -> Authorization:
         """Parse {chainId, address, nonce, yParity, r, s} (hex quantities, all required)."""
-        fields = object_fields(value, name, _AUTH_FIELDS)
-        for required in _AUTH_FIELDS:
-            if required not in fields:
-                raise InvalidParams(
-                    f"invalid {name}: missing required field '{required}' for SetCodeAuthorization"
-                )
+        fields = required_fields(value, name, _AUTH_FIELDS, "SetCodeAuthorization")
         return cls(
             chain_id=parse_quantity(fields["chainId"], f"{name}.chainId"),
             address=parse_address(fields["address"], f"{name}.address"),
