@@ -32,6 +32,7 @@ from clef.eth.tx.base import (
     parse_hash,
     resolve_chain_id,
 )
+from clef.eth.tx.eip4844 import check_blob_hashes
 from clef.eth.tx.eip7702 import Authorization, check_authorization_list, parse_authorization_list
 
 AMBIGUOUS_DATA_INPUT = 'ambiguous request: both "data" and "input" are set and are not identical'
@@ -108,7 +109,7 @@ class SendTxArgs:
         if self.access_list is not None:
             check_access_list(self.access_list)
         if self.blob_versioned_hashes is not None:
-            _check_blob_hashes(self.blob_versioned_hashes)
+            check_blob_hashes(self.blob_versioned_hashes)
         if self.authorization_list is not None:
             check_authorization_list(self.authorization_list)
         self._check_type_fields()
@@ -197,22 +198,6 @@ def _check_address(value: object, name: str) -> None:
     if not isinstance(value, MixedcaseAddress):
         raise InvalidParams(f"invalid {name}: not a MixedcaseAddress")
     check_bytes(value.raw, name, length=20)
-
-
-def _check_blob_hashes(value: object) -> None:
-    if not isinstance(value, tuple):
-        raise InvalidParams("invalid blobVersionedHashes: not a tuple")
-    # EIP-4844: a blob transaction carries at least one blob.
-    if not value:
-        raise InvalidParams(
-            "invalid blobVersionedHashes: a blob transaction needs at least one hash"
-        )
-    if len(value) > MAX_BLOB_HASHES:
-        raise InvalidParams(
-            f"invalid blobVersionedHashes: too many items ({len(value)} > {MAX_BLOB_HASHES})"
-        )
-    for item in value:
-        check_bytes(item, "blobVersionedHashes", length=32)
 
 
 def _mixedcase_json(address: MixedcaseAddress) -> str:

@@ -37,11 +37,7 @@ class BlobTransaction(FeeCapTransaction):
     def __post_init__(self) -> None:
         super().__post_init__()
         check_uint(self.max_fee_per_blob_gas, 256, "maxFeePerBlobGas")
-        hashes = self.blob_versioned_hashes
-        if not isinstance(hashes, tuple) or not 0 < len(hashes) <= MAX_BLOB_HASHES:
-            raise InvalidParams(f"invalid blobVersionedHashes: want 1 to {MAX_BLOB_HASHES} hashes")
-        for item in hashes:
-            check_bytes(item, "blobVersionedHashes", length=32)
+        check_blob_hashes(self.blob_versioned_hashes)
 
     def tail_payload(self) -> list[object]:
         """[accessList, blobFeeCap, blobVersionedHashes]."""
@@ -57,6 +53,24 @@ class BlobTransaction(FeeCapTransaction):
             **super().lists_json(),
             "blobVersionedHashes": [encode_bytes(h) for h in self.blob_versioned_hashes],
         }
+
+
+def check_blob_hashes(value: object) -> tuple[bytes, ...]:
+    """Check built blob hashes: a non-empty tuple of 32-byte hashes within the bound."""
+    if not isinstance(value, tuple):
+        raise InvalidParams("invalid blobVersionedHashes: not a tuple")
+    # EIP-4844: a blob transaction carries at least one blob.
+    if not value:
+        raise InvalidParams(
+            "invalid blobVersionedHashes: a blob transaction needs at least one hash"
+        )
+    if len(value) > MAX_BLOB_HASHES:
+        raise InvalidParams(
+            f"invalid blobVersionedHashes: too many items ({len(value)} > {MAX_BLOB_HASHES})"
+        )
+    for item in value:
+        check_bytes(item, "blobVersionedHashes", length=32)
+    return value
 
 
 def build_transaction(args: SendTxArgs, chain_id: int) -> BlobTransaction:
