@@ -5,8 +5,12 @@ violation gets it killed, and a worker that dies, hangs past its deadline or mis
 replaced. No caller ever hangs on it: a rule call that cannot complete returns None, which
 sends the request to the UI (manual), as the reference does for any rule failure.
 
-Requests go to the worker one at a time (a lock), so each deadline measures the worker's own
-time and the order of rule evaluations and notifications is the order of the calls.
+Rule evaluations and notifications go to the worker one at a time and alone (nothing else is
+in flight meanwhile), so their order is the order of the calls and storage access is tied to
+them. validate_tx requests (no storage, no order) are pipelined: several may be in flight, and
+the worker, which is synchronous, answers them in the order sent. Each request's deadline
+starts when the worker starts on it (when the answer before it arrived), so it still measures
+the worker's own time, not the queue's.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import itertools
 import logging
+import math
 import os
 from collections.abc import AsyncIterator, Callable
 from typing import Any, Final, TypeVar
@@ -57,6 +62,16 @@ class _WorkerGone(Exception):
     """The worker died, was killed, or missed its deadline while a call was in flight."""
 
 
+class _Pending:
+    """One request in flight: the reply type keyd expects and where the reply goes."""
+
+    __slots__ = ("kind", "send")
+
+    def __init__(self, kind: type[Any], send: trio.MemorySendChannel[Any]) -> None:
+        self.kind = kind
+        self.send = send
+
+
 class _Generation:
     """One worker process and the state of its conversation with keyd."""
 
@@ -67,8 +82,12 @@ class _Generation:
         self.ready = trio.Event()
         self.dead = trio.Event()
         self.settled = trio.Event()  # ready or dead, whichever comes first
-        self.waiting: dict[int, tuple[type[Any], trio.MemorySendChannel[Any]]] = {}
-        self.in_call = False
+        # Requests in flight, in the order sent (= the order the worker answers them).
+        self.waiting: dict[int, _Pending] = {}
+        self.in_call = False  # a rule/notify call (the only one in flight) is being evaluated
+        self.deadline = math.inf  # when the request at the head of `waiting` must be answered
+        self.missed_deadline = False
+        self.watchdog: trio.CancelScope | None = None
 
     def kill(self, reason: str) -> None:
         if not self.dead.is_set():
@@ -76,6 +95,15 @@ class _Generation:
         self.process.kill()
         self.dead.set()
         self.settled.set()
+        # Everyone waiting learns at once (EndOfChannel), not at their deadline.
+        for pending in self.waiting.values():
+            pending.send.close()
+        self.waiting.clear()
+
+    def set_deadline(self, deadline: float) -> None:
+        self.deadline = deadline
+        if self.watchdog is not None:
+            self.watchdog.deadline = deadline
 
 
 class PolicyClient:
@@ -104,7 +132,11 @@ class PolicyClient:
         self._spawn = spawn or (lambda: spawn_worker("policy", "policy.worker"))
         self._startup_timeout = startup_timeout
         self._ids = itertools.count(1)
+        # Held for the whole of a rule/notify call; validate_tx only passes through it.
         self._lock = trio.Lock()
+        self._shared = 0
+        self._drained = trio.Event()
+        self._drained.set()
         self._current: _Generation | None = None
         self._changed = trio.Event()
         self._closed = False
@@ -167,7 +199,8 @@ class PolicyClient:
         if not self.has_rules:
             return None
         try:
-            reply = await self._call(lambda i: Rule(id=i, fn=fn, request=request), RuleResult)
+            reply = await self._call(lambda i: Rule(id=i, fn=fn, request=request), RuleResult,
+                                     exclusive=True)
         except (_WorkerGone, ProtocolViolation) as exc:
             log.warning("Rule-based approval error, going to manual: %s", exc)
             return None
@@ -187,7 +220,7 @@ class PolicyClient:
         for attempt in range(2):
             try:
                 reply = await self._call(lambda i: Notify(id=i, fn=fn, request=request),
-                                         NotifyDone)
+                                         NotifyDone, exclusive=True)
             except _WorkerGone as exc:
                 log.warning("%s not delivered (attempt %d): %s", fn, attempt + 1, exc)
                 continue
@@ -206,7 +239,7 @@ class PolicyClient:
         try:
             return await self._call(
                 lambda i: ValidateTx(id=i, tx=tx, selector=selector, chain_id=chain_id),
-                ValidateResult)
+                ValidateResult, exclusive=False)
         except (_WorkerGone, ProtocolViolation) as exc:
             log.warning("transaction validation unavailable: %s", exc)
             return ValidateResult(id=0, messages=(), error=WORKER_UNAVAILABLE)
@@ -231,41 +264,64 @@ class PolicyClient:
                 await self._changed.wait()
         raise _WorkerGone("no policy worker became ready in time")
 
-    async def _call(self, build: Callable[[int], Any], kind: type[_R]) -> _R:
-        async with self._lock:
-            generation = await self._ready_generation()
-            message = build(next(self._ids))
-            send, receive = trio.open_memory_channel[_R](1)
-            generation.waiting[message.id] = (kind, send)
-            generation.in_call = True
+    async def _call(self, build: Callable[[int], Any], kind: type[_R], *, exclusive: bool) -> _R:
+        if not exclusive:
+            async with self._lock:  # wait while a rule/notify call is in flight
+                pass
+            self._shared += 1
+            self._drained = trio.Event() if self._drained.is_set() else self._drained
             try:
-                with trio.move_on_after(self.deadline) as scope:
-                    try:
-                        await generation.channel.send(message.to_wire())
-                    except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
-                        generation.kill("could not send to the worker")
-                        raise _WorkerGone("the policy worker is gone") from None
-                    async with trio.open_nursery() as nursery:
-                        # Stop waiting as soon as the worker dies, not at the deadline.
-                        async def watch_death() -> None:
-                            await generation.dead.wait()
-                            nursery.cancel_scope.cancel()
-
-                        nursery.start_soon(watch_death)
-                        reply: _R | None = None
-                        with contextlib.suppress(trio.EndOfChannel):
-                            reply = await receive.receive()
-                        nursery.cancel_scope.cancel()
-                if scope.cancelled_caught:
-                    # A runaway the worker's own SIGALRM did not stop: kill and replace it.
-                    generation.kill(f"no answer within {self.deadline:g}s")
-                    raise _WorkerGone("the policy worker missed its deadline")
-                if reply is None:
-                    raise _WorkerGone("the policy worker died during the call")
-                return reply
+                return await self._exchange(build, kind, exclusive=False)
             finally:
-                generation.waiting.pop(message.id, None)
+                self._shared -= 1
+                if self._shared == 0:
+                    self._drained.set()
+        async with self._lock:
+            await self._drained.wait()
+            return await self._exchange(build, kind, exclusive=True)
+
+    async def _exchange(self, build: Callable[[int], Any], kind: type[_R], *,
+                        exclusive: bool) -> _R:
+        generation = await self._ready_generation()
+        message = build(next(self._ids))
+        send, receive = trio.open_memory_channel[_R](1)
+        if not generation.waiting:
+            generation.set_deadline(trio.current_time() + self.deadline)
+        generation.waiting[message.id] = _Pending(kind, send)
+        generation.in_call = exclusive
+        try:
+            try:
+                await generation.channel.send(message.to_wire())
+            except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
+                generation.kill("could not send to the worker")
+                raise _WorkerGone("the policy worker is gone") from None
+            try:
+                return await receive.receive()
+            except trio.EndOfChannel:
+                if generation.missed_deadline:
+                    raise _WorkerGone("the policy worker missed its deadline") from None
+                raise _WorkerGone("the policy worker died during the call") from None
+        finally:
+            # A caller that gives up (cancelled) leaves its entry: the worker will still answer
+            # it, in order, and that answer is then dropped rather than taken as unsolicited.
+            receive.close()
+            if exclusive:
                 generation.in_call = False
+
+    async def _watchdog(self, generation: _Generation) -> None:
+        """Kill the worker when the request it is working on is not answered in time."""
+        while True:
+            with trio.CancelScope(deadline=generation.deadline) as scope:
+                generation.watchdog = scope
+                await trio.sleep_forever()
+            generation.watchdog = None
+            if not generation.waiting:
+                generation.deadline = math.inf
+            elif trio.current_time() >= generation.deadline:
+                # A runaway the worker's own SIGALRM did not stop: kill and replace it.
+                generation.missed_deadline = True
+                generation.kill(f"no answer within {self.deadline:g}s")
+                return
 
     async def _run_generation(self, on_ready: Callable[[], None]) -> _Generation | None:
         """Spawn a worker, initialise it and serve it until it dies; return it afterwards."""
@@ -281,6 +337,7 @@ class PolicyClient:
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(self._drain_stderr, generation)
                 nursery.start_soon(self._reader, generation)
+                nursery.start_soon(self._watchdog, generation)
                 await generation.channel.send(self._init.to_wire())
                 with trio.move_on_after(self._startup_timeout):
                     await generation.settled.wait()
@@ -294,8 +351,9 @@ class PolicyClient:
         except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as exc:
             generation.kill(f"channel error: {exc}")
         finally:
-            for _kind, send in generation.waiting.values():
-                send.close()
+            for pending in generation.waiting.values():
+                pending.send.close()
+            generation.waiting.clear()
             self._notify_changed()
             with trio.CancelScope(shield=True):
                 await trio.to_thread.run_sync(process.close)
@@ -341,13 +399,17 @@ class PolicyClient:
                 raise ProtocolViolation("storage access outside a rule call")
             await generation.channel.send(await self._storage_reply(message))
         else:
-            pending = generation.waiting.get(message.id)
-            if pending is None or not isinstance(message, pending[0]):
+            # The worker answers in the order it was asked: only the oldest request may be
+            # answered now. Anything else is unsolicited, a duplicate or out of order.
+            head = next(iter(generation.waiting), None)
+            pending = generation.waiting.get(message.id) if message.id == head else None
+            if pending is None or not isinstance(message, pending.kind):
                 raise ProtocolViolation(f"unsolicited {type(message).__name__}")
-            try:
-                pending[1].send_nowait(message)
-            except trio.WouldBlock:
-                raise ProtocolViolation("duplicate reply") from None
+            del generation.waiting[message.id]
+            generation.set_deadline(trio.current_time() + self.deadline if generation.waiting
+                                    else math.inf)
+            with contextlib.suppress(trio.BrokenResourceError):  # its caller gave up
+                pending.send.send_nowait(message)
 
     async def _storage_reply(self, message: StorageGet | StoragePut) -> dict[str, Any]:
         try:
