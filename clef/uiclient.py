@@ -21,7 +21,9 @@ from __future__ import annotations
 import contextlib
 import itertools
 import json
-import subprocess  # nosec B404 - starts the clef binary given by the caller, without a shell
+
+# The clef binary given by the caller is started without a shell.
+import subprocess  # nosec B404
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -63,14 +65,16 @@ class UIClient:
 
     def start(self) -> None:
         """Start clef and the reader thread."""
-        self.proc = subprocess.Popen(  # noqa: S603  # nosec B603 - argv chosen by the program using this client
+        # argv is chosen by the program using this client; no shell is involved.
+        self.proc = subprocess.Popen(  # noqa: S603  # nosec B603
             self.argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.stderr,
             env=self.env, cwd=self.cwd)
         self._reader = threading.Thread(target=self._read_loop, daemon=True)
         self._reader.start()
 
     def _send(self, message: dict[str, Any]) -> None:
-        assert self.proc is not None and self.proc.stdin is not None
+        if self.proc is None or self.proc.stdin is None:
+            raise RuntimeError("clef is not running")
         data = json.dumps(message, separators=(",", ":")).encode() + b"\n"
         with self._write_lock:
             self.proc.stdin.write(data)
@@ -78,13 +82,15 @@ class UIClient:
 
     def send_raw(self, data: bytes) -> None:
         """Write raw bytes to clef's stdin (for protocol tests)."""
-        assert self.proc is not None and self.proc.stdin is not None
+        if self.proc is None or self.proc.stdin is None:
+            raise RuntimeError("clef is not running")
         with self._write_lock:
             self.proc.stdin.write(data)
             self.proc.stdin.flush()
 
     def _read_loop(self) -> None:
-        assert self.proc is not None and self.proc.stdout is not None
+        if self.proc is None or self.proc.stdout is None:
+            raise RuntimeError("clef is not running")
         for line in self.proc.stdout:
             try:
                 msg = json.loads(line)

@@ -73,8 +73,8 @@ async def run_daemon(config: Config, ui: UI | None = None) -> int:
                 nursery.start_soon(stdio.run)
 
                 async def stop_when_ui_closes() -> None:
-                    assert stdio is not None
-                    await stdio.closed.wait()
+                    if stdio is not None:
+                        await stdio.closed.wait()
                     log.info("UI channel closed; exiting")
                     nursery.cancel_scope.cancel()
 

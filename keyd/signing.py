@@ -18,6 +18,7 @@ import trio
 
 from clef.errors import (
     ClefError,
+    InternalError,
     InvalidParams,
     RequestDenied,
     SignerError,
@@ -180,7 +181,8 @@ class Signer:
                            password: str | None) -> tuple[int, int, int]:
         owned = key is None
         if key is None:
-            assert password is not None
+            if password is None:
+                raise InternalError("no key and no password")
             try:
                 key = await self.api.accounts.decrypt(address, password)
             except ClefError as exc:

@@ -11,7 +11,9 @@ from __future__ import annotations
 import contextlib
 import os
 import socket
-import subprocess  # nosec B404 - workers are started from a fixed argv, never a shell
+
+# Workers are started from a fixed argv, never through a shell.
+import subprocess  # nosec B404
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -64,7 +66,8 @@ def spawn_worker(
     log_r, log_w = os.pipe()
     try:
         argv = [sys.executable, "-I", "-m", module, "--fd", str(child.fileno()), *extra_args]
-        proc = subprocess.Popen(  # noqa: S603  # nosec B603 - fixed argv of our own interpreter, no shell
+        # A fixed argv of our own interpreter; no shell.
+        proc = subprocess.Popen(  # noqa: S603  # nosec B603
             argv,
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,

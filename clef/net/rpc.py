@@ -47,7 +47,8 @@ class RpcFront:
             if isinstance(item, ClefError):
                 responses.append(jsonrpc.error_response(msg_id if _valid_id(msg_id) else None, item))
                 continue
-            assert item is not None
+            if item is None:
+                continue
             if batch.is_batch and size > MAX_BATCH_RESPONSE:
                 if not item.is_notification:
                     responses.append(jsonrpc.error_response(
