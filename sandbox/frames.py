@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import struct
+from collections import deque
 from typing import Any
 
 import trio
@@ -34,11 +35,19 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(f"non-standard JSON constant {name}")
 
 
+def _too_deep(text: str) -> bool:
+    # Every level opens with '[' or '{': a body with few of them cannot be deep. Counting is done
+    # in C; only bodies with many brackets pay for the exact scan.
+    if text.count("[") + text.count("{") <= MAX_DEPTH:
+        return False
+    return nesting_depth(text) > MAX_DEPTH
+
+
 def decode_body(body: bytes) -> dict[str, Any]:
     """Parse a frame body; anything but a JSON object is a violation."""
     try:
         text = body.decode("utf-8")
-        if nesting_depth(text) > MAX_DEPTH:
+        if _too_deep(text):
             raise ValueError(f"nested deeper than {MAX_DEPTH}")
         message = json.loads(text, parse_constant=_reject_constant)
     except (UnicodeDecodeError, ValueError, RecursionError) as exc:
@@ -57,35 +66,98 @@ class FrameDecoder:
 
     def feed(self, data: bytes | bytearray) -> list[dict[str, Any]]:
         """Add received bytes and return every message completed by them."""
-        self._buffer += data
+        buffer = self._buffer
+        buffer += data
         out: list[dict[str, Any]] = []
-        while len(self._buffer) >= _HEADER.size:
-            (length,) = _HEADER.unpack_from(self._buffer)
-            if length > self._max:
-                raise ProtocolViolation(f"frame too large ({length} > {self._max})")
-            end = _HEADER.size + length
-            if len(self._buffer) < end:
-                break
-            body = bytes(self._buffer[_HEADER.size:end])
-            del self._buffer[:end]
-            out.append(decode_body(body))
+        pos = 0
+        size = len(buffer)
+        try:
+            while size - pos >= _HEADER.size:
+                (length,) = _HEADER.unpack_from(buffer, pos)
+                if length > self._max:
+                    raise ProtocolViolation(f"frame too large ({length} > {self._max})")
+                end = pos + _HEADER.size + length
+                if size < end:
+                    break
+                body = bytes(buffer[pos + _HEADER.size:end])
+                pos = end
+                out.append(decode_body(body))
+        finally:
+            # One move per read, not one per frame (many frames may arrive in one read).
+            del buffer[:pos]
         return out
 
 
+class BatchedWriter:
+    """Serialises writes to a stream, coalescing the ones queued meanwhile into one write.
+
+    Under load many messages (replies, prompts) are ready in the same scheduler pass; they
+    leave in one system call and wake the peer once, instead of one lock hand-off and one
+    write each. Order is the order of write() calls; data never interleaves.
+    """
+
+    def __init__(self, stream: trio.abc.SendStream) -> None:
+        self._stream = stream
+        self._lock = trio.Lock()
+        self._outbox: list[bytes] = []
+        self._queued = 0  # chunks handed to write() so far
+        self._written = 0  # chunks whose write has been attempted
+        self._failed_from = 0  # chunks numbered above this were in a write that failed
+        self._failure: BaseException | None = None
+
+    async def write(self, data: bytes) -> None:
+        """Write data; raise if the write that carried it failed (the stream is then unusable).
+        A writer cancelled before its data went out takes it back."""
+        self._outbox.append(data)
+        self._queued += 1
+        mine = self._queued
+        try:
+            await self._lock.acquire()
+        except BaseException:
+            if mine > self._written:
+                for index, queued in enumerate(self._outbox):
+                    if queued is data:
+                        del self._outbox[index]
+                        break
+            raise
+        try:
+            if mine <= self._written:
+                # Another writer sent it along with its own data.
+                if self._failure is not None and mine > self._failed_from:
+                    raise trio.BrokenResourceError("write failed") from self._failure
+                return
+            if self._failure is not None:
+                raise trio.BrokenResourceError("write failed") from self._failure
+            chunk = b"".join(self._outbox)
+            self._outbox.clear()
+            first, self._written = self._written, self._queued
+            try:
+                await self._stream.send_all(chunk)
+            except BaseException as exc:
+                # A partial write leaves the stream unusable: nothing after this is sent.
+                self._failure, self._failed_from = exc, first
+                raise
+        finally:
+            self._lock.release()
+
+
 class FrameChannel:
-    """A bidirectional message channel over a trio stream (one socketpair end)."""
+    """A bidirectional message channel over a trio stream (one socketpair end).
+
+    Sends go through a BatchedWriter: frames sent while another send is in progress leave
+    with the next write, so under load many frames cost one system call.
+    """
 
     def __init__(self, stream: trio.abc.Stream, max_frame: int = MAX_FRAME) -> None:
         self._stream = stream
         self._decoder = FrameDecoder(max_frame)
-        self._pending: list[dict[str, Any]] = []
-        self._send_lock = trio.Lock()
+        self._pending: deque[dict[str, Any]] = deque()
+        self._writer = BatchedWriter(stream)
 
     async def send(self, message: dict[str, Any]) -> None:
-        """Send one message; concurrent senders are serialised so frames never interleave."""
-        frame = encode_frame(message)
-        async with self._send_lock:
-            await self._stream.send_all(frame)
+        """Send one message; raise if the write that carried it failed (the channel is then
+        unusable)."""
+        await self._writer.write(encode_frame(message))
 
     async def receive(self) -> dict[str, Any] | None:
         """Return the next message, or None when the peer closed the stream cleanly."""
@@ -94,7 +166,7 @@ class FrameChannel:
             if not data:
                 return None
             self._pending.extend(self._decoder.feed(data))
-        return self._pending.pop(0)
+        return self._pending.popleft()
 
     async def aclose(self) -> None:
         """Close the underlying stream."""
