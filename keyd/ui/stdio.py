@@ -17,6 +17,7 @@ import trio
 from clef import jsonrpc
 from clef.errors import ClefError, InternalError, MethodNotFound, SignerError
 from keyd.ui.base import JSON
+from sandbox.frames import BatchedWriter
 
 log = logging.getLogger("keyd.ui.stdio")
 
@@ -35,7 +36,8 @@ class StdioUI:
         self._send = send
         self._ids = itertools.count(1)
         self._pending: dict[int, trio.MemorySendChannel[dict[str, Any]]] = {}
-        self._write_lock = trio.Lock()
+        # Messages written while another write is in progress leave together, in order.
+        self._writer = BatchedWriter(send)
         self._internal: InternalHandler | None = None
         self.closed = trio.Event()
 
@@ -44,9 +46,7 @@ class StdioUI:
         self._internal = handler
 
     async def _write(self, message: dict[str, Any]) -> None:
-        data = jsonrpc.dumps(message) + b"\n"
-        async with self._write_lock:
-            await self._send.send_all(data)
+        await self._writer.write(jsonrpc.dumps(message) + b"\n")
 
     async def call(self, method: str, param: JSON) -> Any:
         """Call a ui_* method and wait for its result; UI errors become SignerError."""
