@@ -1,6 +1,11 @@
-"""Audit logging around the external API: a durable request line before work starts and a
-durable response line before the reply leaves keyd (invariant 4). If a line cannot be made
-durable the call fails closed: no work without a request line, no signature without its line.
+"""Audit logging around the external API: a request line before work starts and a durable
+response line before the reply leaves keyd (invariant 4).
+
+The request line is chained and handed to the writer before any work starts, but the call does
+not wait for its own fsync: lines reach the disk in chain order, so when the response line is
+durable the request line is too, and nothing leaves keyd before that. If the log has already
+failed, the call is refused before any work; if a line cannot be made durable the call fails
+closed: no reply, and so no signature, without both lines on disk.
 """
 
 from __future__ import annotations
@@ -96,7 +101,7 @@ def audit_wrapper(log: AuditLog) -> Callable[..., Any]:
             entry = request_entry(method, padded, meta)
             if entry is None:
                 return await dispatch(method, params, meta)
-            await log.append(entry)
+            log.queue(entry)  # durable at the latest with the response line, awaited below
             try:
                 result = await dispatch(method, params, meta)
             except ClefError as exc:

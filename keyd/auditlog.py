@@ -92,6 +92,9 @@ def _needs_quoting(text: str) -> bool:
     """Go slog needsQuoting: empty, space, '=', '"', control characters, non-printable runes."""
     if not text:
         return True
+    if text.isascii() and text.isprintable():
+        # The common case, decided in C: printable ASCII needs quotes only for these three.
+        return " " in text or "=" in text or '"' in text
     for char in text:
         code = ord(char)
         if code < 0x80:
@@ -110,6 +113,9 @@ _SHORT_ESCAPES = {
 
 def go_quote(text: str) -> str:
     """strconv.Quote: a double-quoted Go string literal (printable runes kept, others escaped)."""
+    if text.isascii() and text.isprintable():
+        # The common case, done in C: of printable ASCII only the backslash and quote change.
+        return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
     out = ['"']
     for char in text:
         code = ord(char)
@@ -548,6 +554,21 @@ class AuditLog:
 
     async def append(self, entry: AuditEntry) -> None:
         """Chain and queue one line; return once it is on disk (AuditLogError if it cannot be)."""
+        batch = self._queue(entry)
+        await batch.done.wait()
+        if batch.error is not None:
+            raise AuditLogError() from batch.error
+
+    def queue(self, entry: AuditEntry) -> None:
+        """Chain one line and hand it to the writer without waiting for it to be on disk.
+
+        The line is written and fsync'ed with the next group commit. Lines reach the disk in
+        chain order, so once a later line's append() has returned this one is durable too;
+        a failed commit fails every later append() (AuditLogError), never silently.
+        """
+        self._queue(entry)
+
+    def _queue(self, entry: AuditEntry) -> _Batch:
         if self._failure is not None:
             raise AuditLogError() from self._failure
         if self._closing or self._fd is None:
@@ -557,9 +578,7 @@ class AuditLog:
         batch = self._pending
         batch.lines.append(self._chain(entry.msg, fields))
         self._wakeup.set()
-        await batch.done.wait()
-        if batch.error is not None:
-            raise AuditLogError() from batch.error
+        return batch
 
     async def aclose(self) -> None:
         """Flush what is queued, then stop the writer task and close the file."""
