@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import trio
 
 from clef.errors import UnknownAccount
 from clef.eth.address import to_checksum
-from keyd.keystore import Account, Keystore
+from keyd.keystore import RESCAN_INTERVAL, Account, Keystore
 
 
 @dataclass
@@ -23,17 +24,53 @@ class _CachedKey:
     expires: float
 
 
+@dataclass(frozen=True)
+class _Snapshot:
+    accounts: tuple[Account, ...]
+    taken: float  # time.monotonic() before the listing was made
+    directory: tuple[int, int, int] | None  # the directory's stat before the listing was made
+
+    def fresh(self, directory: Path, max_age: float) -> bool:
+        if self.directory is None or time.monotonic() - self.taken >= max_age:
+            return False
+        return _dir_signature(directory) == self.directory
+
+
+def _dir_signature(directory: Path) -> tuple[int, int, int] | None:
+    try:
+        st = directory.stat()
+    except OSError:
+        return None
+    return st.st_ino, st.st_mtime_ns, st.st_ctime_ns
+
+
 class AccountManager:
     """Lists accounts and produces decrypted keys for signing, optionally caching them."""
 
-    def __init__(self, keystore: Keystore, *, unlock_ttl: float = 0.0) -> None:
+    def __init__(self, keystore: Keystore, *, unlock_ttl: float = 0.0,
+                 reuse_listing: float = RESCAN_INTERVAL) -> None:
         self.keystore = keystore
+        self._reuse_listing = reuse_listing
         self._ttl = unlock_ttl
         self._cache: dict[bytes, _CachedKey] = {}
+        self._snapshot: _Snapshot | None = None
 
     async def accounts(self) -> list[Account]:
-        """The current accounts, sorted by URL (rescans the keystore directory)."""
-        return await trio.to_thread.run_sync(self.keystore.accounts)
+        """The current accounts, sorted by URL (rescans the keystore directory when needed).
+
+        A rescan (in a thread) is reused, without a thread hop, while it is younger than
+        reuse_listing (by default the keystore's own rescan interval, so never staler than the
+        keystore's list) and the directory's inode, mtime and ctime are those seen before it:
+        creating, deleting or renaming a key file (how keys are written) changes the directory.
+        """
+        snapshot = self._snapshot
+        if snapshot is not None and snapshot.fresh(self.keystore.directory, self._reuse_listing):
+            return list(snapshot.accounts)
+        taken = time.monotonic()
+        signature = _dir_signature(self.keystore.directory)
+        accounts = await trio.to_thread.run_sync(self.keystore.refresh)
+        self._snapshot = _Snapshot(tuple(accounts), taken, signature)
+        return accounts
 
     async def wire_accounts(self) -> list[dict[str, Any]]:
         """[{address, url}] as the UI API sends them (address EIP-55)."""
