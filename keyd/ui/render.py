@@ -542,8 +542,30 @@ def _messages_into(out: list[str], items: list[Any], depth: int, style: Style, p
         elif isinstance(value, str):
             out.extend(field(label, value, style, limit=TEXT_LIMIT, quoted=True))
         else:
-            encoded = json.dumps(value, ensure_ascii=True, separators=(",", ":"))
+            encoded = safe_json(value, separators=(",", ":"))
             out.extend(field(label, encoded, style, limit=TEXT_LIMIT))
+
+
+def _depth_exceeds(value: object, limit: int) -> bool:
+    """True when containers nest deeper than limit (iterative: deep input must not recurse)."""
+    stack: list[tuple[object, int]] = [(value, 0)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, (list, tuple, dict)):
+            if depth >= limit:
+                return True
+            children = item.values() if isinstance(item, dict) else item
+            stack.extend((child, depth + 1) for child in children)
+    return False
+
+
+def safe_json(value: object, **kwargs: Any) -> str:
+    """json.dumps for display, refusing absurd nesting first: json.dumps recurses in C and a
+    deep value can crash the interpreter when the recursion limit has been raised. A value we
+    cannot show faithfully is an error: the caller denies the request rather than show less."""
+    if _depth_exceeds(value, 64):
+        raise ValueError("value nested too deep to display")
+    return json.dumps(value, ensure_ascii=True, **kwargs)
 
 
 def _raw_data(value: object, style: Style) -> list[str]:
@@ -669,7 +691,7 @@ def render_signer_startup(info: object, style: Style,
     for key in sorted(fields, key=str)[:MAX_LIST_ITEMS]:
         label = f"* {sanitize(key, 64, ascii_only=style.ascii_only)} : "
         lines += field(label, fields[key] if isinstance(fields[key], str)
-                       else json.dumps(fields[key], ensure_ascii=True), style, limit=300)
+                       else safe_json(fields[key]), style, limit=300)
     return lines
 
 
@@ -680,7 +702,7 @@ def render_approved_tx(result: object, style: Style) -> list[str]:
     lines = ["Transaction signed:"]
     if isinstance(tx, dict) and isinstance(tx.get("hash"), str):
         lines += field("  hash: ", tx["hash"], style, limit=80)
-    encoded = json.dumps(tx, indent=2, ensure_ascii=True)
+    encoded = safe_json(tx, indent=2)
     for index, line in enumerate(encoded.split("\n")):
         if index >= MAX_MESSAGE_LINES:
             lines.append("  [...further lines not shown]")
