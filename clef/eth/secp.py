@@ -9,6 +9,9 @@ signatures.
 from __future__ import annotations
 
 import coincurve
+from coincurve._libsecp256k1 import ffi, lib
+from coincurve.context import GLOBAL_CONTEXT
+from coincurve.ecdsa import serialize_recoverable
 
 from clef.errors import InvalidParams
 from clef.eth.hashing import keccak256
@@ -30,7 +33,15 @@ def sign_hash(private_key: bytes, msg_hash: bytes) -> tuple[int, int, int]:
     _check_private_key(private_key)
     if not isinstance(msg_hash, bytes) or len(msg_hash) != 32:
         raise ValueError("message hash must be 32 bytes")
-    sig = coincurve.PrivateKey(private_key).sign_recoverable(msg_hash, hasher=None)
+    # libsecp256k1 directly, as coincurve's sign_recoverable does, without building a
+    # coincurve.PrivateKey: that derives two public keys first (more than half the cost of a
+    # signature) into objects that hold the secret too. RFC 6979 nonces (the default function).
+    recoverable = ffi.new("secp256k1_ecdsa_recoverable_signature *")
+    if not lib.secp256k1_ecdsa_sign_recoverable(
+        GLOBAL_CONTEXT.ctx, recoverable, msg_hash, private_key, ffi.NULL, ffi.NULL
+    ):
+        raise RuntimeError("libsecp256k1 refused to sign")
+    sig = serialize_recoverable(recoverable, GLOBAL_CONTEXT)
     r = int.from_bytes(sig[0:32], "big")
     s = int.from_bytes(sig[32:64], "big")
     recid = sig[64]
