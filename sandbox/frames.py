@@ -20,6 +20,7 @@ from clef.jsonrpc import nesting_depth
 MAX_DEPTH = 128
 
 MAX_FRAME = 16 * 1024 * 1024
+WRITE_GRACE = 30.0  # how long a started write may wait for the peer to read
 _HEADER = struct.Struct(">I")
 
 
@@ -107,18 +108,29 @@ class BatchedWriter:
 
     async def write(self, data: bytes) -> None:
         """Write data; raise if the write that carried it failed (the stream is then unusable).
-        A writer cancelled before its data went out takes it back."""
+
+        A writer cancelled before its data was taken for a write takes it back. Once taken, the
+        write completes even if the writer is cancelled meanwhile (a half-written message would
+        corrupt the stream for everyone), unless the peer stops reading for WRITE_GRACE seconds:
+        then the stream is given up as failed.
+        """
         self._outbox.append(data)
         self._queued += 1
         mine = self._queued
         try:
-            await self._lock.acquire()
+            if self._lock.locked():
+                await self._lock.acquire()
+            else:
+                self._lock.acquire_nowait()  # uncontended: no scheduler round trip
+            try:
+                if mine > self._written:
+                    await trio.lowlevel.checkpoint_if_cancelled()
+            except BaseException:
+                self._lock.release()
+                raise
         except BaseException:
             if mine > self._written:
-                for index, queued in enumerate(self._outbox):
-                    if queued is data:
-                        del self._outbox[index]
-                        break
+                self._take_back(data)
             raise
         try:
             if mine <= self._written:
@@ -132,13 +144,23 @@ class BatchedWriter:
             self._outbox.clear()
             first, self._written = self._written, self._queued
             try:
-                await self._stream.send_all(chunk)
+                with trio.CancelScope(shield=True) as scope:
+                    scope.deadline = trio.current_time() + WRITE_GRACE
+                    await self._stream.send_all(chunk)
+                if scope.cancelled_caught:
+                    raise trio.BrokenResourceError("the peer stopped reading")
             except BaseException as exc:
                 # A partial write leaves the stream unusable: nothing after this is sent.
                 self._failure, self._failed_from = exc, first
                 raise
         finally:
             self._lock.release()
+
+    def _take_back(self, data: bytes) -> None:
+        for index, queued in enumerate(self._outbox):
+            if queued is data:
+                del self._outbox[index]
+                return
 
 
 class FrameChannel:

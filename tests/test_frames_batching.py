@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 
 from clef.errors import ProtocolViolation
 from clef.jsonrpc import nesting_depth
+from sandbox import frames
 from sandbox.frames import (
     MAX_DEPTH,
     BatchedWriter,
@@ -121,6 +122,43 @@ async def test_a_writer_cancelled_before_its_data_went_out_takes_it_back() -> No
         await trio.testing.wait_all_tasks_blocked()
         stream.gate.set()
     assert b"".join(stream.writes) == b"first;second;"
+
+
+async def test_a_writer_cancelled_before_writing_leaves_the_stream_usable() -> None:
+    stream = RecordingStream()
+    writer = BatchedWriter(stream)
+    with trio.CancelScope() as scope:
+        scope.cancel()
+        await writer.write(b"never;")  # uncontended: no wait, but cancelled before the write
+    assert scope.cancelled_caught
+    await writer.write(b"after;")
+    assert stream.writes == [b"after;"]
+
+
+async def test_a_write_in_progress_completes_when_its_writer_is_cancelled() -> None:
+    stream = RecordingStream()
+    stream.gate = trio.Event()
+    writer = BatchedWriter(stream)
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(writer.write, b"whole message;")
+        await trio.testing.wait_all_tasks_blocked()
+        nursery.cancel_scope.cancel()  # the writer is inside send_all: not torn
+        stream.gate.set()
+    assert stream.writes == [b"whole message;"]
+    await writer.write(b"next;")  # and the stream is still good
+    assert stream.writes == [b"whole message;", b"next;"]
+
+
+async def test_a_peer_that_stops_reading_fails_the_stream_after_the_grace(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(frames, "WRITE_GRACE", 0.1)
+    stream = RecordingStream()
+    stream.gate = trio.Event()  # never set: the peer never reads
+    writer = BatchedWriter(stream)
+    with pytest.raises(trio.BrokenResourceError):
+        await writer.write(b"stuck;")
+    with pytest.raises(trio.BrokenResourceError):
+        await writer.write(b"later;")
 
 
 async def test_frame_channel_round_trip_over_a_socketpair() -> None:
