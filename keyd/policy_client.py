@@ -266,8 +266,9 @@ class PolicyClient:
 
     async def _call(self, build: Callable[[int], Any], kind: type[_R], *, exclusive: bool) -> _R:
         if not exclusive:
-            async with self._lock:  # wait while a rule/notify call is in flight
-                pass
+            if self._lock.locked():
+                async with self._lock:  # wait while a rule/notify call is in flight
+                    pass
             self._shared += 1
             self._drained = trio.Event() if self._drained.is_set() else self._drained
             try:
