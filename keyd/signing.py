@@ -126,7 +126,7 @@ class Signer:
                 account = await self.api.accounts.find(approved.from_.raw)
                 key, password = await self._key_or_password(
                     account.address, "Account password",
-                    f"Please enter the password for account {to_checksum(account.address)}")
+                    "Please enter the password for account {account}")
             result = await self._sign_tx(approved, chain_id, account.address, key, password)
             if validation.learned is not None and self.on_learned is not None and approved == args:
                 # Recorded only once a signature was made: denied callers cannot fill the file.
@@ -140,6 +140,8 @@ class Signer:
                           chain_id: int) -> SendTxArgs:
         """A UI-modified transaction is parsed and checked again: a UI cannot switch the chain id
         or produce an invalid transaction (the reference signed whatever came back)."""
+        if approved_json == original.to_json():
+            return original  # exactly what the UI was shown: parsed and validated already
         try:
             approved = parse_send_tx_args(approved_json)
             check_chain_id(approved, chain_id)
@@ -167,7 +169,9 @@ class Signer:
 
     async def _key_or_password(self, address: bytes, title: str,
                                prompt: str) -> tuple[bytearray | None, str | None]:
-        """A cached key, a stored password, or a password from the UI (inside the session)."""
+        """A cached key, a stored password, or a password from the UI (inside the session).
+
+        prompt's "{account}" is filled in only if the UI is asked (EIP-55 costs a keccak)."""
         cached = self.api.accounts.cached_key(address)
         if cached is not None:
             return cached, None
@@ -175,7 +179,8 @@ class Signer:
             stored = self.credentials.stored_password(to_checksum(address))
             if stored is not None:
                 return None, stored
-        return None, await self.api.gate.ask_password(title, prompt)
+        return None, await self.api.gate.ask_password(
+            title, prompt.format(account=to_checksum(address)))
 
     async def _sign_digest(self, address: bytes, digest: bytes, key: bytearray | None,
                            password: str | None) -> tuple[int, int, int]:
@@ -229,8 +234,7 @@ class Signer:
                 account = await self.api.accounts.find(address.raw)
                 key, password = await self._key_or_password(
                     account.address, "Password for signing",
-                    f"Please enter password for signing data with account "
-                    f"{to_checksum(account.address)}")
+                    "Please enter password for signing data with account {account}")
         except ClefError as exc:
             # The reference reports every failure after parsing to the UI as well.
             await gate.ui.show_error(exc.message)
