@@ -253,7 +253,9 @@ class PolicyClient:
                 if self._closed:
                     raise _WorkerGone("policy client is closed")
                 if current is not None and not current.dead.is_set():
-                    if current.process.proc.poll() is not None:
+                    # Only when idle: with calls in flight a death is seen through the channel
+                    # (and poll() is a waitpid system call on every request otherwise).
+                    if not current.waiting and current.process.proc.poll() is not None:
                         # Died while idle and keyd has not read the EOF yet: do not hand it a
                         # request that would be lost; wait for the replacement instead.
                         current.kill("it exited")
