@@ -23,6 +23,8 @@ from sandbox.frames import (
     FrameDecoder,
     decode_body,
     encode_frame,
+    send_all_now,
+    write_nonblocking,
 )
 
 
@@ -159,6 +161,52 @@ async def test_a_peer_that_stops_reading_fails_the_stream_after_the_grace(
         await writer.write(b"stuck;")
     with pytest.raises(trio.BrokenResourceError):
         await writer.write(b"later;")
+
+
+async def test_direct_write_to_a_socket_and_the_rest_through_send_all() -> None:
+    left, right = trio.socket.socketpair()
+    writer_stream, reader_stream = trio.SocketStream(left), trio.SocketStream(right)
+    assert write_nonblocking(writer_stream, b"now") == 3
+    assert await reader_stream.receive_some(10) == b"now"
+    big = bytes(range(256)) * 40000  # far more than the socket buffer takes at once
+    assert 0 < write_nonblocking(writer_stream, big[:1]) == 1
+    received = bytearray()
+
+    async def drain() -> None:
+        while len(received) < len(big):
+            received.extend(await reader_stream.receive_some(1 << 20))
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(drain)
+        await send_all_now(writer_stream, big[1:])
+    assert bytes(received) == big[:1] + big[1:]
+    await reader_stream.aclose()
+    with pytest.raises(trio.BrokenResourceError):
+        for _ in range(100):  # the peer is gone: EPIPE (or a reset), never silence
+            await send_all_now(writer_stream, b"x" * 65536)
+    await writer_stream.aclose()
+    with pytest.raises(trio.ClosedResourceError):
+        write_nonblocking(writer_stream, b"x")
+
+
+async def test_direct_write_to_a_pipe() -> None:
+    import os
+
+    read_fd, write_fd = os.pipe()
+    stream = trio.lowlevel.FdStream(write_fd)
+    writer = BatchedWriter(stream)
+    await writer.write(b"line 1\n")
+    await writer.write(b"line 2\n")
+    assert os.read(read_fd, 100) == b"line 1\nline 2\n"
+    await stream.aclose()
+    os.close(read_fd)
+
+
+async def test_other_streams_go_through_send_all() -> None:
+    stream = RecordingStream()
+    assert write_nonblocking(stream, b"x") == 0
+    await send_all_now(stream, b"abc")
+    assert stream.writes == [b"abc"]
 
 
 async def test_frame_channel_round_trip_over_a_socketpair() -> None:

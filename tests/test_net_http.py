@@ -44,15 +44,15 @@ class FakeFront(RpcFront):
 
 @pytest.fixture
 def sends(monkeypatch: pytest.MonkeyPatch) -> list[int]:
-    """Counts the server's send_all calls (one per response is the point of the server)."""
+    """Counts the server's writes (one per response is the point of the server)."""
     count = [0]
-    real = trio.SocketStream.send_all
+    real = http.send_all_now
 
-    async def counting(self: trio.SocketStream, data: bytes | bytearray | memoryview) -> None:
+    async def counting(stream: trio.abc.SendStream, data: bytes) -> None:
         count[0] += 1
-        await real(self, data)
+        await real(stream, data)
 
-    monkeypatch.setattr(trio.SocketStream, "send_all", counting)
+    monkeypatch.setattr(http, "send_all_now", counting)
     return count
 
 
