@@ -5,10 +5,11 @@
 
 Figures printed: signed tx/s over HTTP with 64 concurrent keep-alive clients (approvals supplied
 instantly by a scripted stdio UI, --unlock-ttl on), its p50/p99 latency and CPU per request in
-each clef process, eth-account's in-process sign_transaction rate and the ratio, the latency of
-one client at a time (no queueing), the same load approved unattended by an attested ruleset
-with a stored password, the rate with the key cache off (KDF-bound), the cold start (command to
-HTTP port accepting) and the PSS of all clef processes at rest and after the load.
+each clef process, eth-account's in-process sign_transaction rate and the ratio, rate and
+latency with 1, 4 and 16 clients (less queueing), the 64-client load approved unattended by an
+attested ruleset with a stored password, the rate with the key cache off (KDF-bound), the cold
+start (command to HTTP port accepting) and the PSS of all clef processes at rest and after the
+load.
 
 The load generator runs in its own process and the scripted UI answers from one thread (several
 answers per write when several prompts are waiting), so neither competes with the other for a
@@ -413,6 +414,8 @@ def main() -> None:
         return
     clients, per_client = (8, 4) if opts.quick else (64, 40)
     sequential = 20 if opts.quick else 500
+    # Latency without the queueing 64 clients cause (Little's law: 64 / rate is their mean).
+    sweep = [(1, sequential), (4, sequential // 4), (16, 2 * sequential // 16)]
     print(f"machine: {machine()}")
     with tempfile.TemporaryDirectory() as tmpdir:
         tmp = Path(tmpdir)
@@ -425,7 +428,7 @@ def main() -> None:
             run_load(ui, port, 1, 1)  # decrypts once; later requests use the cached key
             loaded = run_load(ui, port, clients, per_client)
             after = memory_kb(ui.proc.pid)
-            alone = run_load(ui, port, 1, sequential)
+            fewer = [run_load(ui, port, count, each) for count, each in sweep]
         finally:
             ui.close()
         rules = prepare_rules(tmp)
@@ -445,8 +448,9 @@ def main() -> None:
     print(f"eth-account in-process sign_transaction:             {ref:8.1f} tx/s")
     print(f"ratio pipeline / eth-account:                        {loaded.rate / ref:8.3f}"
           f"  (target >= 0.5)")
-    print(f"one client at a time: {alone.rate:.1f} tx/s, latency p50 / p99 "
-          f"{alone.pct(0.5):.2f} / {alone.pct(0.99):.2f} ms")
+    for (count, _), result in zip(sweep, fewer, strict=True):
+        print(f"{count:2d} concurrent client{'s' if count > 1 else ' '}: {result.rate:7.1f} tx/s, "
+              f"latency p50 / p99 {result.pct(0.5):.2f} / {result.pct(0.99):.2f} ms")
     print(f"unattended (attested rules + stored password, {clients} clients, --unlock-ttl): "
           f"{unattended.rate:8.1f} tx/s, p50 / p99 {unattended.pct(0.5):.2f} / "
           f"{unattended.pct(0.99):.2f} ms")
