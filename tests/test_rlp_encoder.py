@@ -20,7 +20,7 @@ ITEMS = st.recursive(
 )
 
 
-@settings(max_examples=3000)
+@settings(max_examples=1000)
 @given(ITEMS)
 def test_byte_identical_to_pyrlp(item: Any) -> None:
     assert rlp_encode(item) == bytes(rlp.encode(item))
