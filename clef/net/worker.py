@@ -11,12 +11,19 @@ import argparse
 import logging
 import socket
 import sys
-from collections.abc import Awaitable, Callable
 from functools import partial
+from typing import Any
 
+import hypercorn.logging
+import hypercorn.protocol
+import hypercorn.protocol.h2
+import hypercorn.protocol.h11  # noqa: F401
 import trio
+from hypercorn.config import Config, Sockets
+from hypercorn.trio.run import worker_serve
+from hypercorn.utils import wrap_app
 
-from clef.net.http import HttpApp, serve_http_connection
+from clef.net.http import HttpApp
 from clef.net.ipc import serve_ipc_connection
 from clef.net.link import KeydLink
 from clef.net.rpc import RpcFront
@@ -26,11 +33,23 @@ from sandbox.frames import FrameChannel
 log = logging.getLogger("clef.net")
 
 
-async def _serve(listener_sock: socket.socket,
-                 handler: Callable[[trio.SocketStream], Awaitable[None]]) -> None:
-    listener_sock.setblocking(False)
+def _hypercorn_config() -> Config:
+    cfg = Config()
+    cfg.accesslog = None
+    cfg.errorlog = "-"
+    cfg.loglevel = "WARNING"
+    # A request may legitimately wait minutes for a human; approval timeouts live in keyd.
+    cfg.keep_alive_timeout = 120
+    cfg.read_timeout = None
+    cfg.h11_max_incomplete_size = 16 * 1024
+    cfg.graceful_timeout = 1
+    _ = cfg.log  # build the logger objects now, not lazily after confinement
+    return cfg
+
+
+async def _serve_ipc(listener_sock: socket.socket, front: RpcFront) -> None:
     listener = trio.SocketListener(trio.socket.from_stdlib_socket(listener_sock))
-    await trio.serve_listeners(handler, [listener])
+    await trio.serve_listeners(partial(serve_ipc_connection, front=front), [listener])
 
 
 async def _main(fd: int, http_fd: int | None, ipc_fd: int | None) -> None:
@@ -42,18 +61,23 @@ async def _main(fd: int, http_fd: int | None, ipc_fd: int | None) -> None:
     vhosts = [v for v in init["vhosts"] if isinstance(v, str)]
     http_sock = socket.socket(fileno=http_fd) if http_fd is not None else None
     ipc_sock = socket.socket(fileno=ipc_fd) if ipc_fd is not None else None
+    cfg = _hypercorn_config()
     link = KeydLink(channel)
     front = RpcFront(link)
-    app = HttpApp(front, vhosts)
+    asgi: Any = HttpApp(front, vhosts)  # a plain ASGI callable; hypercorn's types are narrower
+    app = wrap_app(asgi, cfg.wsgi_max_body_size, None)
 
     enter_sandbox("net")
     await channel.send({"t": "ready"})
     async with trio.open_nursery() as nursery:
         nursery.start_soon(link.run)
         if http_sock is not None:
-            nursery.start_soon(_serve, http_sock, partial(serve_http_connection, app=app))
+            http_sock.setblocking(False)
+            nursery.start_soon(partial(worker_serve, app, cfg,
+                                       sockets=Sockets([], [http_sock], [])))
         if ipc_sock is not None:
-            nursery.start_soon(_serve, ipc_sock, partial(serve_ipc_connection, front=front))
+            ipc_sock.setblocking(False)
+            nursery.start_soon(_serve_ipc, ipc_sock, front)
 
 
 def main() -> None:
