@@ -30,6 +30,7 @@ from policy.rules import RuleStorageLike, load_bignumber_js
 from sandbox.frames import FrameChannel
 from sandbox.policy_protocol import (
     Init,
+    Learn,
     Log,
     Notify,
     NotifyDone,
@@ -243,6 +244,17 @@ class PolicyClient:
         except (_WorkerGone, ProtocolViolation) as exc:
             log.warning("transaction validation unavailable: %s", exc)
             return ValidateResult(id=0, messages=(), error=WORKER_UNAVAILABLE)
+
+    async def learn(self, selector: str, signature: str) -> None:
+        """Tell the running worker about a selector keyd recorded (best effort, no reply: a
+        worker started later reads the custom file itself)."""
+        current = self._current
+        if current is None or current.dead.is_set() or not current.ready.is_set():
+            return
+        try:
+            await current.channel.send(Learn(selector=selector, signature=signature).to_wire())
+        except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
+            current.kill("could not send to the worker")
 
     # ---- internals ---------------------------------------------------------------------
 

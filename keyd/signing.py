@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import base64
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -84,7 +84,7 @@ class Signer:
 
     def __init__(self, api: SignerAPI, config: Config, validator: Validator,
                  rules: Rules | None = None, credentials: Credentials | None = None,
-                 on_learned: Callable[[str, str], None] | None = None) -> None:
+                 on_learned: Callable[[str, str], Awaitable[None]] | None = None) -> None:
         self.api = api
         self.config = config
         self.validator = validator
@@ -130,7 +130,7 @@ class Signer:
             result = await self._sign_tx(approved, chain_id, account.address, key, password)
             if validation.learned is not None and self.on_learned is not None and approved == args:
                 # Recorded only once a signature was made: denied callers cannot fill the file.
-                await trio.to_thread.run_sync(self.on_learned, *validation.learned)
+                await self.on_learned(*validation.learned)
             await self.api.gate.ui.on_approved_tx(result)
             if self.rules is not None:
                 await self.rules.notify("OnApprovedTx", result)

@@ -79,13 +79,15 @@ class CustomSelectors:
         self.path = path
         self.db: CustomDB = read_custom_db(path)
 
-    def learn(self, selector_hex: str, signature: str) -> None:
+    def learn(self, selector_hex: str, signature: str) -> bool:
         """Record a caller-supplied selector that verified against signed calldata."""
         try:
             if self.db.learn(bytes.fromhex(selector_hex.removeprefix("0x")), signature):
                 write_custom_db(self.path, self.db.serialise())
+                return True
         except (ValueError, OSError) as exc:  # the reference ignored write errors too
             log.warning("could not record 4byte selector: %s", exc)
+        return False
 
 
 async def _open_vault(api: SignerAPI, config: Config) -> Vault | None:
@@ -163,7 +165,11 @@ async def build_signer(api: SignerAPI, config: Config, nursery: trio.Nursery) ->
         await nursery.start(audit.run)
         api.add_middleware(audit_wrapper(audit))
         log.info("Audit logs configured file=%s", config.audit_log)
+    async def learned(selector: str, signature: str) -> None:
+        if await trio.to_thread.run_sync(custom.learn, selector, signature):
+            await client.learn(selector, signature)
+
     return Signer(api, config, PolicyValidator(client),
                   rules=client if ruleset is not None else None,
                   credentials=VaultCredentials(vault) if vault is not None else None,
-                  on_learned=custom.learn)
+                  on_learned=learned)

@@ -12,7 +12,17 @@ from clef.errors import ClefError
 from clef.eth.tx.args import parse_send_tx_args
 from policy.fourbyte import CustomDB, FourByteDB
 from policy.validation import AuthorizationView, validate_transaction
-from sandbox.policy_protocol import ValidateResult, ValidateTx, ValidationMessage
+from sandbox.policy_protocol import Learn, ValidateResult, ValidateTx, ValidationMessage
+
+
+def make_learner(db: FourByteDB, custom: CustomDB) -> Callable[[Learn], None]:
+    """A learn handler: add a verified, signed-for selector to the in-memory custom database."""
+
+    def learn(message: Learn) -> None:
+        # CustomDB.learn re-verifies the hash and applies the size cap.
+        custom.learn(bytes.fromhex(message.selector[2:]), message.signature, shipped=db)
+
+    return learn
 
 
 def make_validator(db: FourByteDB, custom: CustomDB) -> Callable[[ValidateTx], ValidateResult]:

@@ -27,7 +27,7 @@ from typing import Any, Final, TypeVar
 from clef.errors import ProtocolViolation, StorageTampered
 from policy.fourbyte import CustomDB, FourByteDB, read_custom_db
 from policy.rules import MemoryStorage, RuleError, RuleFunctionMissing, RulesEngine
-from policy.txcheck import make_validator
+from policy.txcheck import make_learner, make_validator
 from sandbox.confine import enter_sandbox
 from sandbox.frames import FrameDecoder, encode_frame
 from sandbox.policy_protocol import (
@@ -36,6 +36,7 @@ from sandbox.policy_protocol import (
     VALIDATION_UNAVAILABLE,
     FromKeyd,
     Init,
+    Learn,
     Log,
     Notify,
     NotifyDone,
@@ -146,10 +147,12 @@ class PolicyWorker:
     """The worker's request loop: one frame at a time, replies in the same order."""
 
     def __init__(self, link: KeydLink, engine: RulesEngine | None,
-                 validate: Validator = validation_unavailable) -> None:
+                 validate: Validator = validation_unavailable,
+                 learn: Callable[[Learn], None] | None = None) -> None:
         self.link = link
         self.engine = engine
         self.validate = validate
+        self.learn = learn
         self.recycle = False
 
     def handle(self, message: FromKeyd) -> None:
@@ -165,6 +168,13 @@ class PolicyWorker:
                 result = ValidateResult(id=message.id, messages=(),
                                         error=_clean(f"validation failed: {exc}", MAX_ERROR_CHARS))
             self.link.send(result)
+        elif isinstance(message, Learn):
+            if self.learn is not None:
+                try:
+                    self.learn(message)
+                except ValueError as exc:  # refused by the custom DB (cap, unverifiable): no reply
+                    self.link.send(Log(level="info", msg=_clean(f"selector not learnt: {exc}",
+                                                                MAX_LOG_CHARS)))
         else:
             raise ProtocolViolation(f"unexpected {type(message).__name__} from keyd")
 
@@ -273,12 +283,14 @@ def run(fd: int, fourbyte: str | None = None, custom: str | None = None) -> int:
         engine.self_test()
     _warm_up(first.bignumber, first.timeout)
     validate: Validator = validation_unavailable
+    learn: Callable[[Learn], None] | None = None
     if fourbyte is not None:
         # Mapped read-only now; after confinement lookups only touch the mapping.
         db = FourByteDB.open(Path(fourbyte))
         custom_db = read_custom_db(Path(custom)) if custom else CustomDB()
         validate = make_validator(db, custom_db)
-    worker = PolicyWorker(link, engine, validate)
+        learn = make_learner(db, custom_db)
+    worker = PolicyWorker(link, engine, validate, learn)
 
     def on_xcpu(signum: int, frame: Any) -> None:
         worker.recycle = True

@@ -196,6 +196,27 @@ class Notify(_Message):
 
 
 @dataclass(frozen=True)
+class Learn(_Message):
+    """keyd -> worker: a caller-supplied selector verified against calldata that was signed;
+    decode with it from now on (keyd has written it to --4bytedb-custom). No reply."""
+
+    KIND: ClassVar[str] = "learn"
+    selector: str
+    signature: str
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.selector, str) or not _SELECTOR_ID.fullmatch(self.selector):
+            raise ProtocolViolation("bad selector")
+        _str(self.signature, "signature", MAX_SIGNATURE_CHARS, allow_empty=False)
+
+    @classmethod
+    def from_wire(cls, msg: dict[str, Any]) -> Learn:
+        """Validate a frame from keyd."""
+        _fields(msg, "learn", ("selector", "signature"))
+        return cls(selector=msg["selector"], signature=msg["signature"])
+
+
+@dataclass(frozen=True)
 class ValidateTx(_Message):
     """keyd -> worker: decode calldata and produce the call_info warnings for a transaction."""
 
@@ -467,14 +488,15 @@ class ValidateResult(_Message):
                    learned=tuple(learned))
 
 
-FromKeyd: TypeAlias = Init | Rule | Notify | ValidateTx | StorageValue | StorageAck
+FromKeyd: TypeAlias = Init | Rule | Notify | ValidateTx | Learn | StorageValue | StorageAck
 FromWorker: TypeAlias = (Ready | RuleResult | NotifyDone | ValidateResult | StorageGet
                          | StoragePut | Log)
 
 # The allow-tables: who may send which kind. Anything else from that side is a violation.
 _FROM_KEYD: dict[str, Any] = {
     "init": Init.from_wire, "rule": Rule.from_wire, "notify": Notify.from_wire,
-    "validate_tx": ValidateTx.from_wire, "storage_value": StorageValue.from_wire,
+    "validate_tx": ValidateTx.from_wire, "learn": Learn.from_wire,
+    "storage_value": StorageValue.from_wire,
     "storage_ack": StorageAck.from_wire,
 }
 _FROM_WORKER: dict[str, Any] = {

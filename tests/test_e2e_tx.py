@@ -801,11 +801,6 @@ def test_caller_selector_marked_unverified_and_learnt_only_after_signing(signer:
     assert (signer.tmp / "4byte-custom.json").stat().st_mode & 0o777 == 0o600
 
 
-@pytest.mark.skip(reason="BUG: a selector learnt from a caller is written to --4bytedb-custom but "
-                         "the policy worker keeps the custom DB it read at start, so until clef "
-                         "restarts the same calldata without a selector is refused with 'signature "
-                         "<id> not found' (the reference added it to its in-memory custom DB); "
-                         "fixing needs a keyd->policy-worker message, not a local change")
 def test_learnt_selector_decodes_later_requests(signer: Clef) -> None:
     number = 11
     data = ("0x" + PROBE_SELECTOR + number.to_bytes(32, "big").hex() + "00" * 12
