@@ -15,7 +15,7 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass, field, fields
-from typing import Any, ClassVar, Final, Literal, TypeAlias
+from typing import Any, ClassVar, Final, Literal, Self, TypeAlias
 
 from clef.errors import ProtocolViolation
 
@@ -125,6 +125,14 @@ class _Message:
             body[item.name] = getattr(self, item.name)
         return body
 
+    @classmethod
+    def from_wire(cls, msg: dict[str, Any]) -> Self:
+        """Validate a frame: exactly the kind tag and the dataclass's fields, whose values
+        __post_init__ then checks (kinds with nested values override this)."""
+        names = tuple(item.name for item in fields(cls))  # type: ignore[arg-type]
+        _fields(msg, cls.KIND, names)
+        return cls(**{name: msg[name] for name in names})
+
 
 # ---- keyd -> worker -------------------------------------------------------------------------
 
@@ -146,11 +154,6 @@ class Init(_Message):
                 or not 0 < t <= MAX_TIMEOUT):
             raise ProtocolViolation("bad timeout")
 
-    @classmethod
-    def from_wire(cls, msg: dict[str, Any]) -> Init:
-        """Validate a frame from keyd."""
-        _fields(msg, "init", ("ruleset", "bignumber", "timeout"))
-        return cls(ruleset=msg["ruleset"], bignumber=msg["bignumber"], timeout=msg["timeout"])
 
 
 @dataclass(frozen=True)
@@ -167,11 +170,6 @@ class Rule(_Message):
         _fn(self.fn)
         check_json(self.request)
 
-    @classmethod
-    def from_wire(cls, msg: dict[str, Any]) -> Rule:
-        """Validate a frame from keyd."""
-        _fields(msg, "rule", ("id", "fn", "request"))
-        return cls(id=msg["id"], fn=msg["fn"], request=msg["request"])
 
 
 @dataclass(frozen=True)
@@ -188,11 +186,6 @@ class Notify(_Message):
         _fn(self.fn)
         check_json(self.request)
 
-    @classmethod
-    def from_wire(cls, msg: dict[str, Any]) -> Notify:
-        """Validate a frame from keyd."""
-        _fields(msg, "notify", ("id", "fn", "request"))
-        return cls(id=msg["id"], fn=msg["fn"], request=msg["request"])
 
 
 @dataclass(frozen=True)
@@ -209,11 +202,6 @@ class Learn(_Message):
             raise ProtocolViolation("bad selector")
         _str(self.signature, "signature", MAX_SIGNATURE_CHARS, allow_empty=False)
 
-    @classmethod
-    def from_wire(cls, msg: dict[str, Any]) -> Learn:
-        """Validate a frame from keyd."""
-        _fields(msg, "learn", ("selector", "signature"))
-        return cls(selector=msg["selector"], signature=msg["signature"])
 
 
 @dataclass(frozen=True)
@@ -235,12 +223,6 @@ class ValidateTx(_Message):
         if self.chain_id is not None:
             _id(self.chain_id, "chain_id")
 
-    @classmethod
-    def from_wire(cls, msg: dict[str, Any]) -> ValidateTx:
-        """Validate a frame from keyd."""
-        _fields(msg, "validate_tx", ("id", "tx", "selector", "chain_id"))
-        return cls(id=msg["id"], tx=msg["tx"], selector=msg["selector"],
-                   chain_id=msg["chain_id"])
 
 
 @dataclass(frozen=True)
@@ -259,11 +241,6 @@ class StorageValue(_Message):
         if (self.value is None) == (self.error is None):
             raise ProtocolViolation("storage_value: exactly one of value and error")
 
-    @classmethod
-    def from_wire(cls, msg: dict[str, Any]) -> StorageValue:
-        """Validate a frame from keyd."""
-        _fields(msg, "storage_value", ("id", "value", "error"))
-        return cls(id=msg["id"], value=msg["value"], error=msg["error"])
 
 
 @dataclass(frozen=True)
@@ -282,11 +259,6 @@ class StorageAck(_Message):
         if self.ok == (self.error is not None):
             raise ProtocolViolation("storage_ack: error must be set exactly when ok is false")
 
-    @classmethod
-    def from_wire(cls, msg: dict[str, Any]) -> StorageAck:
-        """Validate a frame from keyd."""
-        _fields(msg, "storage_ack", ("id", "ok", "error"))
-        return cls(id=msg["id"], ok=msg["ok"], error=msg["error"])
 
 
 # ---- worker -> keyd -------------------------------------------------------------------------
@@ -298,11 +270,6 @@ class Ready(_Message):
 
     KIND: ClassVar[str] = "ready"
 
-    @classmethod
-    def from_wire(cls, msg: dict[str, Any]) -> Ready:
-        """Validate a frame from the worker."""
-        _fields(msg, "ready", ())
-        return cls()
 
 
 @dataclass(frozen=True)
@@ -322,11 +289,6 @@ class RuleResult(_Message):
         if self.decision is not None and self.error is not None:
             raise ProtocolViolation("rule_result: a decision carries no error")
 
-    @classmethod
-    def from_wire(cls, msg: dict[str, Any]) -> RuleResult:
-        """Validate a frame from the worker."""
-        _fields(msg, "rule_result", ("id", "decision", "error"))
-        return cls(id=msg["id"], decision=msg["decision"], error=msg["error"])
 
 
 @dataclass(frozen=True)
@@ -345,11 +307,6 @@ class NotifyDone(_Message):
         _id(self.id)
         _opt_str(self.error, "error", MAX_ERROR_CHARS)
 
-    @classmethod
-    def from_wire(cls, msg: dict[str, Any]) -> NotifyDone:
-        """Validate a frame from the worker."""
-        _fields(msg, "notify_done", ("id", "error"))
-        return cls(id=msg["id"], error=msg["error"])
 
 
 @dataclass(frozen=True)
@@ -364,11 +321,6 @@ class StorageGet(_Message):
         _id(self.id)
         _str(self.key, "key", MAX_KEY_CHARS, allow_empty=False)
 
-    @classmethod
-    def from_wire(cls, msg: dict[str, Any]) -> StorageGet:
-        """Validate a frame from the worker."""
-        _fields(msg, "storage_get", ("id", "key"))
-        return cls(id=msg["id"], key=msg["key"])
 
 
 @dataclass(frozen=True)
@@ -385,11 +337,6 @@ class StoragePut(_Message):
         _str(self.key, "key", MAX_KEY_CHARS, allow_empty=False)
         _str(self.value, "value", MAX_VALUE_CHARS)
 
-    @classmethod
-    def from_wire(cls, msg: dict[str, Any]) -> StoragePut:
-        """Validate a frame from the worker."""
-        _fields(msg, "storage_put", ("id", "key", "value"))
-        return cls(id=msg["id"], key=msg["key"], value=msg["value"])
 
 
 @dataclass(frozen=True)
@@ -405,11 +352,6 @@ class Log(_Message):
             raise ProtocolViolation("bad level")
         _str(self.msg, "msg", MAX_LOG_CHARS)
 
-    @classmethod
-    def from_wire(cls, msg: dict[str, Any]) -> Log:
-        """Validate a frame from the worker."""
-        _fields(msg, "log", ("level", "msg"))
-        return cls(level=msg["level"], msg=msg["msg"])
 
 
 @dataclass(frozen=True)
@@ -494,16 +436,12 @@ FromWorker: TypeAlias = (Ready | RuleResult | NotifyDone | ValidateResult | Stor
 
 # The allow-tables: who may send which kind. Anything else from that side is a violation.
 _FROM_KEYD: dict[str, Any] = {
-    "init": Init.from_wire, "rule": Rule.from_wire, "notify": Notify.from_wire,
-    "validate_tx": ValidateTx.from_wire, "learn": Learn.from_wire,
-    "storage_value": StorageValue.from_wire,
-    "storage_ack": StorageAck.from_wire,
+    kind.KIND: kind.from_wire
+    for kind in (Init, Rule, Notify, ValidateTx, Learn, StorageValue, StorageAck)
 }
 _FROM_WORKER: dict[str, Any] = {
-    "ready": Ready.from_wire, "rule_result": RuleResult.from_wire,
-    "notify_done": NotifyDone.from_wire, "validate_result": ValidateResult.from_wire,
-    "storage_get": StorageGet.from_wire, "storage_put": StoragePut.from_wire,
-    "log": Log.from_wire,
+    kind.KIND: kind.from_wire
+    for kind in (Ready, RuleResult, NotifyDone, ValidateResult, StorageGet, StoragePut, Log)
 }
 
 
