@@ -36,6 +36,7 @@ from coincurve import PublicKey
 
 from clef.errors import ClefError, DecryptError, InvalidParams, SignerError, UnknownAccount
 from clef.eth.hashing import keccak256
+from clef.jsonrpc import nesting_depth
 from keyd.keycrypto import decrypt_crypto_json, decrypt_crypto_v1, encrypt_crypto_json
 
 log = logging.getLogger(__name__)
@@ -364,33 +365,9 @@ def _parse_json(content: bytes) -> dict[str, Any]:
 def _loads_bounded(content: bytes) -> Any:
     # Threat: deeply nested JSON overflows the C stack inside json.loads (a segfault, not a
     # RecursionError, once anything raises the recursion limit - py_ecc sets it to 100000).
-    if not _nesting_within(content, MAX_JSON_DEPTH):
+    if nesting_depth(content.decode("latin-1")) > MAX_JSON_DEPTH:
         raise ValueError("JSON nested too deeply")
     return json.loads(content)
-
-
-def _nesting_within(raw: bytes, limit: int) -> bool:
-    if raw.count(b"[") + raw.count(b"{") <= limit:
-        return True
-    depth = 0
-    in_string = escaped = False
-    for byte in raw:
-        if in_string:
-            if escaped:
-                escaped = False
-            elif byte == 0x5C:
-                escaped = True
-            elif byte == 0x22:
-                in_string = False
-        elif byte == 0x22:
-            in_string = True
-        elif byte in (0x5B, 0x7B):
-            depth += 1
-            if depth > limit:
-                return False
-        elif byte in (0x5D, 0x7D):
-            depth -= 1
-    return True
 
 
 def _read_bounded(path: Path) -> bytes:

@@ -43,7 +43,7 @@ from Cryptodome.Cipher import AES
 from clef.errors import InvalidParams, StorageTampered
 from clef.eth.address import is_hex_address, to_checksum
 from clef.eth.hashing import keccak256
-from clef.jsonrpc import nesting_depth
+from clef.jsonrpc import loads_bounded
 
 CREDENTIALS = "credentials.json"
 JSSTORAGE = "jsstorage.json"
@@ -65,7 +65,6 @@ MAX_JSON_DEPTH = 8  # the formats nest 3 levels at most
 
 _log = logging.getLogger(__name__)
 
-_JSON_STRING = re.compile(rb'"(?:[^"\\]++|\\.)*+"', re.DOTALL)
 _SHA256_HEX = re.compile(r"[0-9a-f]{64}")
 _ANY_HEX64 = re.compile(r"[0-9a-fA-F]{64}")
 
@@ -211,23 +210,8 @@ def encode_store(entries: Mapping[str, StoredEntry]) -> bytes:
 
 
 def _bounded_json(raw: bytes) -> Any:
-    """json.loads after a nesting check: deeply nested JSON can overflow CPython's C stack."""
-    # Strings are cut out first (linearly), so the depth scan only walks the small skeleton.
-    skeleton = _JSON_STRING.sub(b'""', raw)
-    if skeleton.count(b"[") + skeleton.count(b"{") > MAX_JSON_DEPTH and (
-        nesting_depth(skeleton.decode("latin-1")) > MAX_JSON_DEPTH
-    ):
-        raise ValueError(f"nested deeper than {MAX_JSON_DEPTH} levels")
-    return json.loads(raw, object_pairs_hook=_no_duplicates)
-
-
-def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    result: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in result:
-            raise ValueError(f"duplicate key {key!r}")
-        result[key] = value
-    return result
+    """Strict, depth-bounded JSON (deeply nested JSON can overflow CPython's C stack)."""
+    return loads_bounded(raw, max_depth=MAX_JSON_DEPTH, error=ValueError)
 
 
 def _b64(value: object, field: str) -> bytes:
