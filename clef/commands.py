@@ -110,7 +110,7 @@ def _newaccount(config: Any, command: str | None, args: list[str]) -> int:
 
 
 def _importraw(config: Any, command: str | None, args: list[str]) -> int:
-    from keyd.accounts import wipe
+    from keyd.keycrypto import wipe
     from keyd.passwords import validate_password_format
 
     if len(args) != 1:

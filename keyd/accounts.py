@@ -15,6 +15,7 @@ import trio
 
 from clef.errors import UnknownAccount
 from clef.eth.address import to_checksum
+from keyd.keycrypto import wipe
 from keyd.keystore import RESCAN_INTERVAL, Account, Keystore
 
 
@@ -125,8 +126,3 @@ class AccountManager:
             await trio.sleep(1)
             self.expire()
 
-
-def wipe(buf: bytearray) -> None:
-    """Overwrite a buffer we own (Python may still hold copies we cannot reach; see docs)."""
-    for index in range(len(buf)):
-        buf[index] = 0

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from clef.errors import InvalidParams
 from clef.eth.address import is_hex_address, to_checksum
+from keyd.keycrypto import wipe
 from keyd.masterseed import create_master_seed, load_master_seed, seed_path
 from keyd.passwords import validate_password_format
 from keyd.vault import STORES, Vault, migrate_vault
@@ -89,7 +90,7 @@ def _open_vault(
     try:
         vault = Vault.open(configdir, seed)
     finally:
-        seed[:] = bytes(len(seed))
+        wipe(seed)
     with vault:
         yield vault
 
@@ -158,7 +159,7 @@ def migrate(
     try:
         report = migrate_vault(configdir, seed)
     finally:
-        seed[:] = bytes(len(seed))
+        wipe(seed)
     fields = [("vault", str(report.vault)), ("counter", str(report.counter))]
     fields += [(name.removesuffix(".json"), str(report.entries[name])) for name in STORES]
     message = "Vault manifest re-created" if report.had_manifest else "Vault migrated"

@@ -14,7 +14,7 @@ from typing import Any
 import trio
 
 from clef import EXTERNAL_API_VERSION
-from clef.errors import ClefError, InternalError, MethodNotFound, RequestDenied, SignerError
+from clef.errors import ClefError, InternalError, MethodNotFound, SignerError
 from clef.external_api import check_call
 from keyd.accounts import AccountManager
 from keyd.approvals import ApprovalGate
@@ -119,5 +119,3 @@ async def run_call(api: SignerAPI, method: str, params: list[Any],
         log.exception("handler for %s failed", method)
         return {"error": InternalError("method handler crashed").to_jsonrpc()}
 
-
-__all__ = ["RequestDenied", "SignerAPI", "run_call"]

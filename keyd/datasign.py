@@ -6,7 +6,7 @@ parsed, validated structure (clef/eth/signdata.py, clef/eth/eip712.py).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from clef.errors import InvalidParams, ValidationFailed
 from clef.eth.address import MixedcaseAddress
@@ -21,11 +21,7 @@ from clef.eth.signdata import (
     typed_data_plan,
 )
 from keyd.api import SignerAPI
-from keyd.signing import MAX_SELECTOR
-
-if TYPE_CHECKING:
-    from keyd.signing import Signer
-
+from keyd.signing import MAX_SELECTOR, Signer
 
 
 class DataSigner:

@@ -8,10 +8,10 @@ import trio
 
 from clef.errors import InvalidParams, MethodNotFound, SignerError
 from clef.eth.address import parse_address, to_checksum
-from clef.eth.hexutil import parse_bytes
-from keyd.accounts import AccountManager, wipe
+from keyd.accounts import AccountManager
 from keyd.api import SignerAPI
 from keyd.config import Config
+from keyd.keycrypto import wipe
 from keyd.passwords import validate_password_format
 
 
@@ -134,5 +134,3 @@ class InternalAPI:
         account = await self.api.create_account(password)
         return "0x" + account.address.hex()
 
-
-__all__ = ["InternalAPI", "parse_bytes"]

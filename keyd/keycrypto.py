@@ -78,7 +78,7 @@ def encrypt_crypto_json_scrypt(
         ciphertext = bytes(_aes_ctr(dk, iv, secret))
         mac = keccak256(bytes(dk[16:32]) + ciphertext)
     finally:
-        _wipe(dk)
+        wipe(dk)
     # Key order matches geth's json.Marshal output (struct order; kdfparams is a sorted map).
     return {
         "cipher": "aes-128-ctr",
@@ -102,7 +102,7 @@ def decrypt_crypto_json(crypto: Mapping[str, Any], password: str) -> bytearray:
         _verify_mac(dk, ciphertext, mac)
         return _aes_ctr(dk, iv, ciphertext)
     finally:
-        _wipe(dk)
+        wipe(dk)
 
 
 def decrypt_crypto_v1(crypto: Mapping[str, Any], password: str) -> bytearray:
@@ -116,18 +116,18 @@ def decrypt_crypto_v1(crypto: Mapping[str, Any], password: str) -> bytearray:
         _verify_mac(dk, ciphertext, mac)
         aes_key = bytearray(keccak256(bytes(dk[:16]))[:16])
     finally:
-        _wipe(dk)
+        wipe(dk)
     padded = bytearray(len(ciphertext))
     try:
         AES.new(aes_key, AES.MODE_CBC, iv=iv).decrypt(ciphertext, output=padded)
     finally:
-        _wipe(aes_key)
+        wipe(aes_key)
     pad = padded[-1]
     if not 1 <= pad <= 16 or any(b != pad for b in padded[-pad:]):
-        _wipe(padded)
+        wipe(padded)
         raise DecryptError()
     plaintext = padded[:-pad]
-    _wipe(padded)
+    wipe(padded)
     return plaintext
 
 
@@ -211,7 +211,8 @@ def _password_bytes(password: str) -> bytes:
         raise InvalidParams("invalid password: not valid unicode") from None
 
 
-def _wipe(buf: bytearray) -> None:
+def wipe(buf: bytearray) -> None:
+    """Overwrite a buffer we own (Python may hold copies we cannot reach; see docs)."""
     buf[:] = bytes(len(buf))
 
 

@@ -37,7 +37,7 @@ from coincurve import PublicKey
 from clef.errors import ClefError, DecryptError, InvalidParams, SignerError, UnknownAccount
 from clef.eth.hashing import keccak256
 from clef.jsonrpc import nesting_depth
-from keyd.keycrypto import decrypt_crypto_json, decrypt_crypto_v1, encrypt_crypto_json
+from keyd.keycrypto import decrypt_crypto_json, decrypt_crypto_v1, encrypt_crypto_json, wipe
 
 log = logging.getLogger(__name__)
 
@@ -194,7 +194,7 @@ class Keystore:
             raise SignerError(f"cannot read key file: {exc.strerror}") from None
         derived, key = decrypt_key_json(_parse_json(content), password)
         if derived != address:
-            _wipe(key)
+            wipe(key)
             raise SignerError(
                 f"key content mismatch: have account {derived.hex()}, want {address.hex()}"
             )
@@ -218,11 +218,11 @@ class Keystore:
             key = bytearray(os.urandom(32))
             if 0 < int.from_bytes(key, "big") < _SECP256K1_N:
                 break
-            _wipe(key)  # pragma: no cover - probability ~2**-128
+            wipe(key)  # pragma: no cover - probability ~2**-128
         try:
             return self._store(key, password)
         finally:
-            _wipe(key)
+            wipe(key)
 
     def import_raw_key(self, key: bytes | bytearray, password: str) -> Account:
         """Store a raw 32-byte private key; SignerError `account already exists` for a known one."""
@@ -231,7 +231,7 @@ class Keystore:
             _check_private_key(buf)
             return self._store(buf, password, refuse_existing=True)
         finally:
-            _wipe(buf)
+            wipe(buf)
 
     def import_key_json(self, key_json: dict[str, Any], old_pw: str, new_pw: str) -> Account:
         """Decrypt a key file's JSON with old_pw and store it re-encrypted under new_pw."""
@@ -247,7 +247,7 @@ class Keystore:
                 )
             return self._store(key, new_pw, refuse_existing=True)
         finally:
-            _wipe(key)
+            wipe(key)
 
     def _store(self, key: bytearray, password: str, *, refuse_existing: bool = False) -> Account:
         address = private_key_to_address(key)
@@ -300,7 +300,7 @@ def decrypt_key_json(key_json: dict[str, Any], password: str) -> tuple[bytes, by
         _check_private_key(key)
         return private_key_to_address(key), key
     except ClefError:
-        _wipe(key)
+        wipe(key)
         raise
 
 
@@ -399,7 +399,7 @@ def _verify_key_file(raw: bytes, key: bytearray, address: bytes, password: str) 
         if derived != address or not hmac.compare_digest(decrypted, key):
             raise DecryptError("keystore file verification failed")
     finally:
-        _wipe(decrypted)
+        wipe(decrypted)
 
 
 def _write_atomic(path: Path, content: bytes, verify: Callable[[bytes], None]) -> None:
@@ -440,6 +440,3 @@ def _fsync_directory(directory: Path) -> None:
     finally:
         os.close(fd)
 
-
-def _wipe(buf: bytearray) -> None:
-    buf[:] = bytes(len(buf))

@@ -19,7 +19,7 @@ from typing import Any
 
 from clef import jsonrpc
 from clef.errors import ClefError, SignerError
-from keyd.keycrypto import decrypt_crypto_json, encrypt_crypto_json
+from keyd.keycrypto import decrypt_crypto_json, encrypt_crypto_json, wipe
 from keyd.vault import atomic_write
 
 SEED_BYTES = 256
@@ -109,7 +109,7 @@ def create_master_seed(path: str | os.PathLike[str], password: str, *, light: bo
     try:
         data = encode_seed_file(seed, password, light=light)
     finally:
-        seed[:] = bytes(len(seed))
+        wipe(seed)
     try:
         atomic_write(target, data, 0o400, overwrite=False)
     except FileExistsError:

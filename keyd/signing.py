@@ -8,7 +8,7 @@ The approval happens before the account is looked up, so a caller cannot enumera
 
 from __future__ import annotations
 
-import base64
+import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -21,16 +21,15 @@ from clef.errors import (
     InternalError,
     InvalidParams,
     RequestDenied,
-    SignerError,
     ValidationFailed,
 )
 from clef.eth import secp
 from clef.eth.address import MixedcaseAddress, to_checksum
 from clef.eth.tx import build_transaction
 from clef.eth.tx.args import SendTxArgs, check_chain_id, parse_send_tx_args
-from keyd.accounts import wipe
 from keyd.api import SignerAPI
 from keyd.config import Config
+from keyd.keycrypto import wipe
 
 log = logging.getLogger("keyd.signing")
 
@@ -115,7 +114,7 @@ class Signer:
         request = {"transaction": args.to_json(), "call_info": validation.messages or None,
                    "meta": meta}
         gate = self.api.gate
-        async with self.tx_lock if self.rules is not None else _nullcontext():
+        async with self.tx_lock if self.rules is not None else contextlib.nullcontext():
             decision = await self._rule("ApproveTx", request)
             async with gate.session("transaction"):
                 if decision == "Approve":
@@ -245,17 +244,6 @@ class Signer:
         return "0x" + signature.hex()
 
 
-class _nullcontext:
-    async def __aenter__(self) -> None:
-        return None
-
-    async def __aexit__(self, *exc: object) -> None:
-        return None
-
-
-def b64(raw: bytes) -> str:
-    """Standard padded base64, as Go marshals []byte."""
-    return base64.b64encode(raw).decode("ascii")
 
 
 async def register_signing(api: SignerAPI, config: Config, nursery: trio.Nursery) -> Signer:
@@ -270,4 +258,4 @@ async def register_signing(api: SignerAPI, config: Config, nursery: trio.Nursery
     return signer
 
 
-__all__ = ["Signer", "SignerError", "Validation", "register_signing"]
+__all__ = ["Signer", "Validation", "register_signing"]

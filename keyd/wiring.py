@@ -20,6 +20,7 @@ from keyd.api import SignerAPI
 from keyd.audited import audit_wrapper
 from keyd.auditlog import AuditLog
 from keyd.config import Config
+from keyd.keycrypto import wipe
 from keyd.masterseed import load_master_seed
 from keyd.policy_client import PolicyClient
 from keyd.signing import Signer, Validation
@@ -101,7 +102,7 @@ async def _open_vault(api: SignerAPI, config: Config) -> Vault | None:
         try:
             return await trio.to_thread.run_sync(Vault.open, config.configdir, seed)
         finally:
-            seed[:] = bytes(len(seed))
+            wipe(seed)
     except (ClefError, StorageTampered, OSError) as exc:
         message = exc.message if isinstance(exc, ClefError) else str(exc)
         log.warning("Failed to open master, rules disabled err=%s", message)

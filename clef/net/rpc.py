@@ -6,7 +6,7 @@ import contextlib
 from typing import Any
 
 from clef import jsonrpc
-from clef.errors import ClefError, InvalidRequest, ResponseTooLarge
+from clef.errors import ClefError, ResponseTooLarge
 from clef.external_api import check_call
 from clef.net.link import KeydLink
 from clef.net.schema import check_params
@@ -67,5 +67,3 @@ class RpcFront:
 def _valid_id(msg_id: Any) -> bool:
     return msg_id is None or (isinstance(msg_id, (str, int, float)) and not isinstance(msg_id, bool))
 
-
-__all__ = ["InvalidRequest", "RpcFront"]
